@@ -1,0 +1,1 @@
+"""Analyses: pure functions of a Graph (they never modify it)."""

@@ -1,0 +1,104 @@
+"""The compute graph: a frozen networkx DiGraph of ops, each producing one tensor.
+
+Every node carries a `GNode` (attribute ``"node"``): its op, ordered inputs, inferred output
+shape and attributes. Edges run producer → consumer. `Graph.nodes` is the spec's own
+(topological) order; bottleneck blocks are listed in `Graph.blocks`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import networkx as nx
+
+from archspec.errors import Location
+from archspec.ops import GRAPH_OPS
+from archspec.ops.base import Shape, WeightSpec
+from archspec.spec import Spec
+
+INPUT = "input"
+
+
+@dataclass(frozen=True)
+class GNode:
+    """One op of the graph and the tensor it produces (named like the op)."""
+
+    name: str
+    op: str
+    inputs: tuple[str, ...]
+    shape: Shape
+    attrs: Mapping[str, Any]
+    row: int  # index of the spec row it came from (-1 for the input)
+    block: str | None
+    role: str | None
+    loc: Location
+
+
+@dataclass(frozen=True)
+class Block:
+    """One inverted-residual block (the fused op of the memory model and the C target)."""
+
+    name: str
+    row: int
+    input: str
+    output: str
+    nodes: tuple[str, ...]
+    t: int
+    residual: bool
+
+
+@dataclass(frozen=True)
+class Graph:
+    """A lowered spec: nodes in spec order, blocks, outputs and the frozen networkx graph."""
+
+    spec: Spec
+    nodes: tuple[GNode, ...]
+    blocks: tuple[Block, ...]
+    outputs: tuple[str, ...]
+    row_outputs: Mapping[int, str]
+    nx: nx.DiGraph
+
+    @property
+    def name(self) -> str:
+        """The network's name."""
+        return self.spec.name
+
+    def node(self, name: str) -> GNode:
+        """The node called `name`."""
+        return self.nx.nodes[name]["node"]
+
+    def ops(self) -> Iterator[GNode]:
+        """Every node but the input, in spec order."""
+        return (n for n in self.nodes if n.op != "input")
+
+    def input_shapes(self, node: GNode) -> list[Shape]:
+        """Shapes of a node's inputs, in input order."""
+        return [self.node(i).shape for i in node.inputs]
+
+    def consumers(self, name: str) -> list[str]:
+        """Nodes that read the tensor `name`, in spec order."""
+        return sorted(self.nx.successors(name), key=self._position)
+
+    def weights(self, node: GNode) -> list[WeightSpec]:
+        """The weight arrays of a node in the canonical layout."""
+        return GRAPH_OPS[node.op].weights(node.attrs, self.input_shapes(node), node.shape)
+
+    def block_of(self, name: str) -> Block | None:
+        """The block a node belongs to, if any."""
+        block = self.node(name).block
+        return next((b for b in self.blocks if b.name == block), None) if block else None
+
+    @property
+    def input(self) -> GNode:
+        """The network input node."""
+        return self.nodes[0]
+
+    def _position(self, name: str) -> int:
+        return self.nx.nodes[name]["position"]
+
+
+def weight_key(node: str, weight: str) -> str:
+    """The canonical key of a weight array in a weights file: `<node>.<weight>`."""
+    return f"{node}.{weight}"

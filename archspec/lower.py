@@ -1,0 +1,219 @@
+"""Spec → Graph: repeats, strides, the t = 1 and residual rules, channel rounding, shapes.
+
+Width multiplier, rounding and `num_classes` are applied here, once; every later stage sees
+concrete channel counts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
+from typing import Any
+
+import networkx as nx
+
+from archspec.errors import SpecError
+from archspec.graph import INPUT, Block, GNode, Graph
+from archspec.names import identifier_problem
+from archspec.ops import GRAPH_OPS, LAYER_KINDS
+from archspec.ops.base import Shape, ShapeError
+from archspec.spec import MAX_CHANNELS, Row, Spec
+
+MAX_NODES = 20_000
+MAX_TENSOR_ELEMENTS = 1 << 31
+AUTO_PREFIX = {
+    "conv2d": "conv",
+    "dwconv": "dwconv",
+    "avgpool": "pool",
+    "fc": "fc",
+    "add": "add",
+    "concat": "concat",
+    "upsample": "upsample",
+}
+
+
+def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
+    """Round to the nearest multiple of `divisor` (at least `min_value`); if that lost more
+    than 10 %, go one divisor up. The rule of the TF-slim and torchvision references."""
+    min_value = divisor if min_value is None else min_value
+    rounded = max(min_value, int(value + divisor / 2) // divisor * divisor)
+    if rounded < 0.9 * value:
+        rounded += divisor
+    return rounded
+
+
+class _Lowering:
+    """The context layer kinds lower through (their only way to add nodes)."""
+
+    def __init__(self, spec: Spec) -> None:
+        self.spec = spec
+        self.nodes: dict[str, GNode] = {}
+        self.blocks: list[Block] = []
+        self.row_outputs: dict[int, str] = {}
+        self.row_names: dict[str, int] = {}
+        self.block_count = 0
+        h, w = spec.resolution
+        self.nodes[INPUT] = GNode(
+            INPUT, "input", (), Shape(spec.in_channels, h, w),
+            MappingProxyType({"c": spec.in_channels, "h": h, "w": w}), -1, None, None,
+            spec.locs.get("input", spec.rows[0].loc),
+        )
+        self.prev = INPUT
+
+    # -- helpers for layer kinds -------------------------------------------------------------
+    def fail(self, row: Row, field: str, message: str) -> None:
+        """Raise a located error about a field of `row`."""
+        raise SpecError(message, row.where(field), f"layers[{row.index}].{field}")
+
+    def make_divisible(self, value: float) -> int:
+        """The spec's rounding rule."""
+        return make_divisible(value, self.spec.divisor, self.spec.min_channels)
+
+    def channels(self, row: Row, value: int | str) -> int:
+        """Resolve a row's `c`: `num_classes`, or the width rule chosen by the row's `scale`."""
+        if value == "num_classes":
+            return self.spec.num_classes
+        scale = row.fields.get("scale", "width")
+        width = self.spec.width_multiplier
+        if scale == "last_layer":
+            rule = self.spec.last_layer
+            apply = rule == "always" or (rule == "above_one" and width > 1.0)
+            scale = "width" if apply else "none"
+        c = self.make_divisible(value * width) if scale == "width" else int(value)
+        if c > MAX_CHANNELS:
+            self.fail(row, "c", f"{c} channels after scaling; expected at most {MAX_CHANNELS}")
+        return c
+
+    def resolve(self, row: Row, name: str, field: str = "from") -> str:
+        """The tensor a row name refers to (only rows above this one can be referenced)."""
+        if name == INPUT:
+            return INPUT
+        if name not in self.row_names:
+            later = [r for r in self.spec.rows[row.index:] if r.name == name]
+            why = (
+                "it is defined later (references must point upwards; cycles are impossible)"
+                if later
+                else "no row has that name"
+            )
+            self.fail(row, field, f"unknown row {name!r}: {why}")
+        return self.row_outputs[self.row_names[name]]
+
+    def source(self, row: Row) -> str:
+        """The single input tensor of a row: `from`, or the previous row."""
+        return self.resolve(row, row.inputs[0]) if row.inputs else self.prev
+
+    def sources(self, row: Row) -> list[str]:
+        """All input tensors of a merging row."""
+        return [self.resolve(row, name) for name in row.inputs]
+
+    def shape(self, tensor: str) -> Shape:
+        """The inferred shape of a tensor."""
+        return self.nodes[tensor].shape
+
+    def repeat_name(self, row: Row, i: int) -> str:
+        """Node name for repeat i of a row (the row's name when it has a single node)."""
+        base = row.name or f"{AUTO_PREFIX[row.kind]}{row.index}"
+        return base if row.fields.get("n", 1) == 1 else f"{base}_{i}"
+
+    def block_name(self, row: Row, i: int) -> str:
+        """Name of repeat i of a bottleneck row: numbered over the network unless named."""
+        if row.name:
+            return row.name if row.fields["n"] == 1 else f"{row.name}_{i}"
+        name = f"block{self.block_count}"
+        self.block_count += 1
+        return name
+
+    def emit(
+        self,
+        name: str,
+        op: str,
+        inputs: Sequence[str],
+        attrs: Mapping[str, Any],
+        *,
+        row: Row,
+        block: str | None = None,
+        role: str | None = None,
+    ) -> str:
+        """Add one graph node; its shape is inferred here and every problem is located."""
+        if name in self.nodes:
+            raise SpecError(
+                f"duplicate name {name!r} (the graph already has a node of that name)",
+                row.where("name"), f"layers[{row.index}].name",
+            )
+        if len(self.nodes) >= MAX_NODES:
+            raise SpecError(f"the graph would have more than {MAX_NODES} nodes", row.loc)
+        full = dict(attrs)
+        if op == "conv2d":
+            full["bn_eps"] = self.spec.bn_eps
+        try:
+            shape = GRAPH_OPS[op].infer(full, [self.nodes[i].shape for i in inputs])
+        except ShapeError as exc:
+            field = "from" if op in ("add", "concat") else "s" if "stride" in str(exc) else "op"
+            raise SpecError(str(exc), row.where(field), f"layers[{row.index}].{field}") from None
+        if shape.numel > MAX_TENSOR_ELEMENTS:
+            raise SpecError(
+                f"{name} would hold {shape.numel:,} elements; expected at most "
+                f"{MAX_TENSOR_ELEMENTS:,}",
+                row.loc, f"layers[{row.index}]",
+            )
+        self.nodes[name] = GNode(name, op, tuple(inputs), shape, MappingProxyType(full),
+                                 row.index, block, role, row.loc)
+        return name
+
+    def add_block(self, name: str, row: Row, src: str, out: str, *, t: int, residual: bool) -> None:
+        """Record a bottleneck block (its nodes are those emitted with `block=name`)."""
+        members = tuple(n for n, node in self.nodes.items() if node.block == name)
+        self.blocks.append(Block(name, row.index, src, out, members, t, residual))
+
+    def finish(self, row: Row, out: str) -> None:
+        """Mark `out` as the row's output; later rows read it by the row's name."""
+        if row.name:
+            if row.name in self.row_names:
+                first = self.spec.rows[self.row_names[row.name]]
+                raise SpecError(
+                    f"duplicate row name {row.name!r} (first used at line {first.loc.line})",
+                    row.where("name"), f"layers[{row.index}].name",
+                )
+            self.row_names[row.name] = row.index
+        self.row_outputs[row.index] = out
+        self.prev = out
+
+
+def lower(spec: Spec) -> Graph:
+    """Lower a Spec into a frozen compute graph with every shape inferred."""
+    ctx = _Lowering(spec)
+    for row in spec.rows:
+        if row.name:
+            problem = identifier_problem(row.name)
+            if problem:  # already checked by the loader; kept as a guard for built-in-memory specs
+                ctx.fail(row, "name", f"{row.name!r} cannot be a name: {problem}")
+        LAYER_KINDS[row.kind].lower(ctx, row)
+    last = spec.rows[-1]
+    if spec.outputs:
+        outputs = tuple(ctx.resolve(last, name, "outputs") for name in spec.outputs)
+    else:
+        outputs = (ctx.row_outputs[last.index],)
+    g = nx.DiGraph()
+    for position, node in enumerate(ctx.nodes.values()):
+        g.add_node(node.name, node=node, position=position)
+        for src in node.inputs:
+            g.add_edge(src, node.name)
+    _check_all_used(spec, ctx, g, outputs)
+    return Graph(spec, tuple(ctx.nodes.values()), tuple(ctx.blocks), outputs,
+                 MappingProxyType(dict(ctx.row_outputs)), nx.freeze(g))
+
+
+def _check_all_used(spec: Spec, ctx: _Lowering, g: nx.DiGraph, outputs: Sequence[str]) -> None:
+    """A row whose result reaches no output is almost always a mistake in `from`."""
+    needed = set(outputs)
+    for out in outputs:
+        needed |= nx.ancestors(g, out)
+    for row in spec.rows:
+        out = ctx.row_outputs[row.index]
+        if out not in needed:
+            raise SpecError(
+                f"the output of this {row.kind} row is never used",
+                row.loc,
+                f"layers[{row.index}]",
+                "read it with `from:` in a later row, or list it under `outputs:`",
+            )

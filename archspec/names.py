@@ -1,0 +1,41 @@
+"""The strict check every name passes before it can become an identifier in generated code."""
+
+from __future__ import annotations
+
+import keyword
+import re
+
+IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
+SPEC_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.\-]{0,62}$")
+
+C_KEYWORDS = frozenset(
+    """auto break case char const continue default do double else enum extern float for goto if
+    inline int long register restrict return short signed sizeof static struct switch typedef union
+    unsigned void volatile while _Bool _Complex _Imaginary main""".split()
+)
+# Names the generated modules use themselves; a row named like these would shadow them.
+RESERVED = frozenset(
+    """input output weights build_model torch nn np keras onnx self model x y super None True
+    False print exec eval open os sys""".split()
+)
+
+
+def identifier_problem(name: str) -> str | None:
+    """Why `name` cannot be a row name, or None when it is safe in every target."""
+    if not IDENTIFIER.match(name):
+        return (
+            "expected a letter followed by letters, digits or underscores (at most 63 characters)"
+        )
+    lowered = name.lower()
+    if keyword.iskeyword(name) or keyword.issoftkeyword(name):
+        return "it is a Python keyword"
+    if name in C_KEYWORDS:
+        return "it is a C keyword"
+    if name in RESERVED or lowered.startswith("__"):
+        return "it is reserved by the generated code"
+    return None
+
+
+def spec_identifier(name: str) -> str:
+    """The identifier derived from a (checked) spec name: dots and dashes become underscores."""
+    return name.replace(".", "_").replace("-", "_")
