@@ -1,0 +1,207 @@
+"""Report data (one JSON-ready dict) and its text, markdown and JSON renderings.
+
+`report_data` gathers the numbers; the renderers only format them, so the three formats always
+agree.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from archspec.analysis.cost import CostReport
+from archspec.graph import Graph
+
+TABLE2_FIELDS = ("t", "c", "n", "s")
+
+
+def _row_entries(graph: Graph, cost: CostReport) -> list[dict[str, Any]]:
+    by_row: dict[int, list] = {}
+    for layer in cost.layers:
+        by_row.setdefault(layer.row, []).append(layer)
+    entries = []
+    for row in graph.spec.rows:
+        layers = by_row.get(row.index, [])
+        first = graph.node(layers[0].name) if layers else None
+        out = graph.node(graph.row_outputs[row.index]).shape
+        in_shapes = [graph.node(i).shape.hwc() for i in first.inputs] if first else []
+        c_resolved = out.c
+        entries.append(
+            {
+                "row": row.index,
+                "name": row.name or graph.row_outputs[row.index],
+                "op": row.kind,
+                "input_shape": in_shapes[0] if len(in_shapes) == 1 else in_shapes,
+                "t": row.fields.get("t"),
+                "c": c_resolved if "c" in row.fields else None,
+                "n": row.fields.get("n"),
+                "s": row.fields.get("s"),
+                "output_shape": out.hwc(),
+                "madds": sum(x.madds for x in layers),
+                "params": sum(x.params for x in layers),
+                "params_with_bn": sum(x.params_with_bn for x in layers),
+            }
+        )
+    return entries
+
+
+def report_data(graph: Graph, cost: CostReport, memory: dict[str, Any] | None = None) -> dict:
+    """Everything a report shows, as plain JSON-ready data (the contract of `--format json`)."""
+    spec = graph.spec
+    data: dict[str, Any] = {
+        "name": spec.name,
+        "input_shape": graph.input.shape.hwc(),
+        "shape_layout": "HWC",
+        "width_multiplier": spec.width_multiplier,
+        "resolution": list(spec.resolution),
+        "num_classes": spec.num_classes,
+        "profile": cost.profile,
+        "madds": cost.madds,
+        "flops": 2 * cost.madds,
+        "params": cost.params,
+        "params_with_bn": cost.params_with_bn,
+        "keras_count_params": cost.keras_count_params,
+        "madds_breakdown": dict(cost.terms),
+        "outputs": list(graph.outputs),
+        "rows": _row_entries(graph, cost),
+        "layers": [
+            {
+                "name": x.name,
+                "op": x.op,
+                "row": x.row,
+                "block": x.block,
+                "role": x.role,
+                "input_shape": [s.hwc() for s in x.input_shapes],
+                "output_shape": x.output_shape.hwc(),
+                "madds": x.madds,
+                "params": x.params,
+                "params_with_bn": x.params_with_bn,
+                "terms": dict(x.terms),
+            }
+            for x in cost.layers
+        ],
+    }
+    if memory is not None:
+        data["memory"] = memory
+    return data
+
+
+def _shape_text(shape: Sequence[Any]) -> str:
+    if not shape:
+        return "-"
+    if isinstance(shape[0], list):
+        return " + ".join(_shape_text(s) for s in shape)
+    h, w, c = shape
+    return f"{h}²×{c}" if h == w else f"{h}×{w}×{c}"
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], markdown: bool) -> str:
+    if markdown:
+        lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+        lines += ["| " + " | ".join(r) + " |" for r in rows]
+        return "\n".join(lines)
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    numeric = [all(r[i].replace(",", "").replace("-", "").isdigit() for r in rows if r[i] != "-")
+               for i in range(len(headers))]
+
+    def fmt(cells: Sequence[str]) -> str:
+        return "  ".join(
+            c.rjust(w) if num else c.ljust(w) for c, w, num in zip(cells, widths, numeric,
+                                                                    strict=True)
+        ).rstrip()
+
+    return "\n".join([fmt(headers), "  ".join("-" * w for w in widths), *(fmt(r) for r in rows)])
+
+
+def _memory_column(data: dict) -> dict[str, str]:
+    memory = data.get("memory")
+    if not memory or "steps" not in memory:
+        return {}
+    peak = memory.get("peak_step")
+    return {
+        s["op"]: f"{s['bytes']:,}" + (" ◀ peak" if s["op"] == peak else "")
+        for s in memory["steps"]
+    }
+
+
+def render_text(data: dict, markdown: bool = False) -> str:
+    """The Table-2-shaped report plus per-layer detail, as aligned text or markdown."""
+    out: list[str] = []
+    h1 = "# " if markdown else ""
+    h2 = "## " if markdown else ""
+    out.append(f"{h1}{data['name']}")
+    out.append("")
+    out.append(
+        f"input {_shape_text(data['input_shape'])}, width multiplier "
+        f"{data['width_multiplier']}, {data['num_classes']} classes, counting profile "
+        f"`{data['profile']}`"
+    )
+    out.append("")
+    out.append(f"{h2}Table 2 view (one row per spec row)")
+    out.append("")
+    headers = ["Input", "Operator", "t", "c", "n", "s", "Output", "MAdds", "Params"]
+    rows = [
+        [
+            _shape_text(r["input_shape"]),
+            r["op"] if r["name"].startswith(("block", r["op"])) else f"{r['op']} ({r['name']})",
+            *(_cell(r[k]) for k in TABLE2_FIELDS),
+            _shape_text(r["output_shape"]),
+            _cell(r["madds"]),
+            _cell(r["params"]),
+        ]
+        for r in data["rows"]
+    ]
+    rows.append(["total", "", "", "", "", "", "", _cell(data["madds"]), _cell(data["params"])])
+    out.append(_table(headers, rows, markdown))
+    out.append("")
+    out.append(f"{h2}Layers (one row per graph op)")
+    out.append("")
+    memcol = _memory_column(data)
+    headers = ["Layer", "Op", "Output", "MAdds", "Params", "Params+BN"]
+    if memcol:
+        headers.append("Memory (bytes)")
+    rows = []
+    for x in data["layers"]:
+        cells = [
+            x["name"],
+            x["op"] + (f" ({x['role']})" if x["role"] else ""),
+            _shape_text(x["output_shape"]),
+            _cell(x["madds"]),
+            _cell(x["params"]),
+            _cell(x["params_with_bn"]),
+        ]
+        if memcol:
+            cells.append(memcol.get(x["name"], "-"))
+        rows.append(cells)
+    out.append(_table(headers, rows, markdown))
+    out.append("")
+    out.append(f"{h2}Totals")
+    out.append("")
+    totals = [
+        ["MAdds", _cell(data["madds"])],
+        ["FLOPs (2 × MAdds)", _cell(data["flops"])],
+        *[[f"  {k} MAdds", _cell(v)] for k, v in data["madds_breakdown"].items()],
+        ["params (deployed: conv/FC weights + FC bias)", _cell(data["params"])],
+        ["params_with_bn (+ BatchNorm γ, β; PyTorch)", _cell(data["params_with_bn"])],
+        ["Keras count_params (+ BN moving stats)", _cell(data["keras_count_params"])],
+    ]
+    out.append(_table(["Quantity", "Value"], totals, markdown))
+    memory_text = data.get("memory_text")
+    if memory_text:
+        out.append("")
+        out.append(memory_text)
+    return "\n".join(out) + "\n"
+
+
+def render_json(data: dict) -> str:
+    """Stable JSON (sorted keys are avoided so the contract's order reads naturally)."""
+    return json.dumps({k: v for k, v in data.items() if k != "memory_text"}, indent=2) + "\n"

@@ -1,0 +1,1 @@
+"""Code-generation targets: what each target's templates are given."""
