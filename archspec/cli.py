@@ -44,8 +44,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
     """Load and lower a spec; report success in one line."""
     graph = lower(load_spec(args.spec, args.overrides))
     ops = sum(1 for _ in graph.ops())
-    print(f"{args.spec}: ok ({graph.name}: {len(graph.spec.rows)} rows, {ops} ops, "
-          f"{len(graph.blocks)} bottleneck blocks)")
+    print(
+        f"{args.spec}: ok ({graph.name}: {len(graph.spec.rows)} rows, {ops} ops, "
+        f"{len(graph.blocks)} bottleneck blocks)"
+    )
     return 0
 
 
@@ -62,6 +64,14 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_schema(args: argparse.Namespace) -> int:
+    """Print (or write) the JSON Schema of spec files."""
+    from archspec.schema import schema_text
+
+    _emit_text(schema_text(), args.output)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser (every sub-command's --help comes from here)."""
     parser = argparse.ArgumentParser(
@@ -72,8 +82,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"archspec {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("validate", help="check a spec without building anything",
-                       description="Check a spec (schema, names, references, shapes).")
+    p = sub.add_parser(
+        "validate",
+        help="check a spec without building anything",
+        description="Check a spec (schema, names, references, shapes).",
+    )
     _add_spec_args(p)
     p.set_defaults(handler=cmd_validate)
 
@@ -84,12 +97,29 @@ def build_parser() -> argparse.ArgumentParser:
         "shapes, MAdds and params, and totals.",
     )
     _add_spec_args(p)
-    p.add_argument("--format", choices=("text", "markdown", "json"), default="text",
-                   help="output format (default: text)")
-    p.add_argument("--profile", choices=tuple(PROFILES), default="slim",
-                   help="MAdds counting profile (default: slim, the paper's convention)")
+    p.add_argument(
+        "--format",
+        choices=("text", "markdown", "json"),
+        default="text",
+        help="output format (default: text)",
+    )
+    p.add_argument(
+        "--profile",
+        choices=tuple(PROFILES),
+        default="slim",
+        help="MAdds counting profile (default: slim, the paper's convention)",
+    )
     p.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
     p.set_defaults(handler=cmd_report)
+
+    p = sub.add_parser(
+        "schema",
+        help="print the JSON Schema of spec files",
+        description="The JSON Schema that editors (YAML language server) use; "
+        "generated from the loader's own field tables.",
+    )
+    p.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
+    p.set_defaults(handler=cmd_schema)
     return parser
 
 

@@ -50,7 +50,9 @@ def _py_literal(value: Any) -> str:
     if isinstance(value, str):
         return json.dumps(value)
     if isinstance(value, list | tuple):
-        return "(" + ", ".join(_py_literal(v) for v in value) + ("," if len(value) == 1 else "") + ")"
+        return (
+            "(" + ", ".join(_py_literal(v) for v in value) + ("," if len(value) == 1 else "") + ")"
+        )
     raise TypeError(f"no literal for {type(value).__name__}")
 
 

@@ -59,6 +59,7 @@ class Graph:
     outputs: tuple[str, ...]
     row_outputs: Mapping[int, str]
     nx: nx.DiGraph
+    by_name: Mapping[str, GNode]
 
     @property
     def name(self) -> str:
@@ -67,7 +68,14 @@ class Graph:
 
     def node(self, name: str) -> GNode:
         """The node called `name`."""
-        return self.nx.nodes[name]["node"]
+        return self.by_name[name]
+
+    def row_output(self, name: str) -> GNode:
+        """The node holding the output of the row named `name` (or the node of that name)."""
+        for row in self.spec.rows:
+            if row.name == name:
+                return self.node(self.row_outputs[row.index])
+        return self.node(name)
 
     def ops(self) -> Iterator[GNode]:
         """Every node but the input, in spec order."""
@@ -75,7 +83,7 @@ class Graph:
 
     def input_shapes(self, node: GNode) -> list[Shape]:
         """Shapes of a node's inputs, in input order."""
-        return [self.node(i).shape for i in node.inputs]
+        return [self.by_name[i].shape for i in node.inputs]
 
     def consumers(self, name: str) -> list[str]:
         """Nodes that read the tensor `name`, in spec order."""

@@ -54,8 +54,14 @@ class _Lowering:
         self.block_count = 0
         h, w = spec.resolution
         self.nodes[INPUT] = GNode(
-            INPUT, "input", (), Shape(spec.in_channels, h, w),
-            MappingProxyType({"c": spec.in_channels, "h": h, "w": w}), -1, None, None,
+            INPUT,
+            "input",
+            (),
+            Shape(spec.in_channels, h, w),
+            MappingProxyType({"c": spec.in_channels, "h": h, "w": w}),
+            -1,
+            None,
+            None,
             spec.locs.get("input", spec.rows[0].loc),
         )
         self.prev = INPUT
@@ -89,7 +95,7 @@ class _Lowering:
         if name == INPUT:
             return INPUT
         if name not in self.row_names:
-            later = [r for r in self.spec.rows[row.index:] if r.name == name]
+            later = [r for r in self.spec.rows[row.index :] if r.name == name]
             why = (
                 "it is defined later (references must point upwards; cycles are impossible)"
                 if later
@@ -138,7 +144,8 @@ class _Lowering:
         if name in self.nodes:
             raise SpecError(
                 f"duplicate name {name!r} (the graph already has a node of that name)",
-                row.where("name"), f"layers[{row.index}].name",
+                row.where("name"),
+                f"layers[{row.index}].name",
             )
         if len(self.nodes) >= MAX_NODES:
             raise SpecError(f"the graph would have more than {MAX_NODES} nodes", row.loc)
@@ -154,10 +161,12 @@ class _Lowering:
             raise SpecError(
                 f"{name} would hold {shape.numel:,} elements; expected at most "
                 f"{MAX_TENSOR_ELEMENTS:,}",
-                row.loc, f"layers[{row.index}]",
+                row.loc,
+                f"layers[{row.index}]",
             )
-        self.nodes[name] = GNode(name, op, tuple(inputs), shape, MappingProxyType(full),
-                                 row.index, block, role, row.loc)
+        self.nodes[name] = GNode(
+            name, op, tuple(inputs), shape, MappingProxyType(full), row.index, block, role, row.loc
+        )
         return name
 
     def add_block(self, name: str, row: Row, src: str, out: str, *, t: int, residual: bool) -> None:
@@ -172,7 +181,8 @@ class _Lowering:
                 first = self.spec.rows[self.row_names[row.name]]
                 raise SpecError(
                     f"duplicate row name {row.name!r} (first used at line {first.loc.line})",
-                    row.where("name"), f"layers[{row.index}].name",
+                    row.where("name"),
+                    f"layers[{row.index}].name",
                 )
             self.row_names[row.name] = row.index
         self.row_outputs[row.index] = out
@@ -198,16 +208,24 @@ def lower(spec: Spec) -> Graph:
         g.add_node(node.name, node=node, position=position)
         for src in node.inputs:
             g.add_edge(src, node.name)
-    _check_all_used(spec, ctx, g, outputs)
-    return Graph(spec, tuple(ctx.nodes.values()), tuple(ctx.blocks), outputs,
-                 MappingProxyType(dict(ctx.row_outputs)), nx.freeze(g))
+    _check_all_used(spec, ctx, outputs)
+    return Graph(
+        spec,
+        tuple(ctx.nodes.values()),
+        tuple(ctx.blocks),
+        outputs,
+        MappingProxyType(dict(ctx.row_outputs)),
+        nx.freeze(g),
+        MappingProxyType(dict(ctx.nodes)),
+    )
 
 
-def _check_all_used(spec: Spec, ctx: _Lowering, g: nx.DiGraph, outputs: Sequence[str]) -> None:
+def _check_all_used(spec: Spec, ctx: _Lowering, outputs: Sequence[str]) -> None:
     """A row whose result reaches no output is almost always a mistake in `from`."""
     needed = set(outputs)
-    for out in outputs:
-        needed |= nx.ancestors(g, out)
+    for node in reversed(list(ctx.nodes.values())):  # spec order is topological
+        if node.name in needed:
+            needed.update(node.inputs)
     for row in spec.rows:
         out = ctx.row_outputs[row.index]
         if out not in needed:

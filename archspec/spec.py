@@ -26,12 +26,28 @@ MAX_ROWS = 1000
 HEADER_FIELDS: tuple[Field, ...] = (
     Field("name", "text", "Network name (letters, digits, `_`, `.`, `-`).", required=True),
     Field("description", "text", "Free text for humans.", default=""),
-    Field("input", "mapping", "Input image: `resolution` (int or [h, w]) and `channels`.",
-          required=True),
-    Field("width_multiplier", "number", "Width multiplier α (paper §4).", default=1.0,
-          minimum=0.01, maximum=16.0),
-    Field("num_classes", "int", "Classifier outputs; rows may say `c: num_classes`.", default=1000,
-          minimum=1, maximum=1_000_000),
+    Field(
+        "input",
+        "mapping",
+        "Input image: `resolution` (int or [h, w]) and `channels`.",
+        required=True,
+    ),
+    Field(
+        "width_multiplier",
+        "number",
+        "Width multiplier α (paper §4).",
+        default=1.0,
+        minimum=0.01,
+        maximum=16.0,
+    ),
+    Field(
+        "num_classes",
+        "int",
+        "Classifier outputs; rows may say `c: num_classes`.",
+        default=1000,
+        minimum=1,
+        maximum=1_000_000,
+    ),
     Field("rounding", "mapping", "Channel rounding: `divisor` and `min`.", default=None),
     Field(
         "last_layer",
@@ -42,19 +58,32 @@ HEADER_FIELDS: tuple[Field, ...] = (
         choices=("above_one", "always", "never"),
     ),
     Field("bn_eps", "number", "BatchNorm epsilon.", default=1e-5, minimum=1e-12, maximum=1.0),
-    Field("outputs", "names", "Network outputs (default: the last row).", default=None),
+    Field("outputs", "refs", "Network outputs (default: the last row).", default=None),
     Field("layers", "list", "The rows, in the style of the paper's Table 2.", required=True),
 )
 INPUT_FIELDS: tuple[Field, ...] = (
-    Field("resolution", "resolution", "Input size: an int (square) or [height, width].",
-          required=True),
+    Field(
+        "resolution", "resolution", "Input size: an int (square) or [height, width].", required=True
+    ),
     Field("channels", "int", "Input channels.", default=3, minimum=1, maximum=MAX_CHANNELS),
 )
 ROUNDING_FIELDS: tuple[Field, ...] = (
-    Field("divisor", "int", "Channels are rounded to multiples of this.", default=8, minimum=1,
-          maximum=1024),
-    Field("min", "int", "Smallest channel count after rounding (default: the divisor).",
-          default=None, minimum=1, maximum=MAX_CHANNELS),
+    Field(
+        "divisor",
+        "int",
+        "Channels are rounded to multiples of this.",
+        default=8,
+        minimum=1,
+        maximum=1024,
+    ),
+    Field(
+        "min",
+        "int",
+        "Smallest channel count after rounding (default: the divisor).",
+        default=None,
+        minimum=1,
+        maximum=MAX_CHANNELS,
+    ),
 )
 OVERRIDE_ALIASES = {
     "resolution": "input.resolution",
@@ -112,8 +141,10 @@ def _expected(f: Field) -> str:
         return "one of " + ", ".join(str(c) for c in f.choices)
     if f.kind == "name":
         return "a row name"
-    if f.kind == "names":
+    if f.kind in ("names", "refs"):
         return "a row name or a list of row names"
+    if f.kind == "ref":
+        return "a row name (or `input`)"
     if f.kind == "channels":
         return f"a positive integer (at most {MAX_CHANNELS}) or `num_classes`"
     if f.kind == "resolution":
@@ -180,13 +211,18 @@ def check_value(f: Field, node: Node, path: str) -> Any:
         return v
     if kind == "name":
         return _check_name(node, path)
-    if kind == "names":
+    if kind == "ref":
+        return _check_name(node, path, reference=True)
+    if kind == "refs":
         if isinstance(v, list):
             if not v:
-                raise SpecError("found an empty list; expected one or more row names", node.loc,
-                                path)
-            return tuple(_check_name(item, f"{path}[{i}]") for i, item in enumerate(v))
-        return (_check_name(node, path),)
+                raise SpecError(
+                    "found an empty list; expected one or more row names", node.loc, path
+                )
+            return tuple(
+                _check_name(item, f"{path}[{i}]", reference=True) for i, item in enumerate(v)
+            )
+        return (_check_name(node, path, reference=True),)
     if kind == "channels":
         if v == "num_classes":
             return v
@@ -207,10 +243,13 @@ def check_value(f: Field, node: Node, path: str) -> Any:
     raise AssertionError(f"unknown field kind {kind}")
 
 
-def _check_name(node: Node, path: str) -> str:
+def _check_name(node: Node, path: str, reference: bool = False) -> str:
+    """A row name (strict identifier check); references may also name the network `input`."""
     v = node.value
     if not isinstance(v, str):
         raise SpecError(f"found {_found(v)}; expected a row name", node.loc, path)
+    if reference and v == "input":
+        return v
     problem = identifier_problem(v)
     if problem:
         raise SpecError(f"{v!r} cannot be a name: {problem}", node.loc, path)
@@ -261,8 +300,12 @@ def _row(index: int, node: Node) -> Row:
     path = f"layers[{index}]"
     items = _mapping(node, path)
     if "op" not in items:
-        raise SpecError("missing required field 'op'", node.loc, f"{path}.op",
-                        "every row names its operator, e.g. `op: bottleneck`")
+        raise SpecError(
+            "missing required field 'op'",
+            node.loc,
+            f"{path}.op",
+            "every row names its operator, e.g. `op: bottleneck`",
+        )
     op_loc, op_node = items["op"]
     op = op_node.value
     if not isinstance(op, str) or op not in LAYER_KINDS:
@@ -285,10 +328,14 @@ def _row(index: int, node: Node) -> Row:
             f"{path}.from",
         )
     if kind.takes_many_inputs and len(inputs) < 2:
-        raise SpecError(f"found {len(inputs)} input(s); expected two or more rows to merge",
-                        locs.get("from", node.loc), f"{path}.from")
-    return Row(index, op, name, tuple(inputs), MappingProxyType(values), node.loc,
-               MappingProxyType(locs))
+        raise SpecError(
+            f"found {len(inputs)} input(s); expected two or more rows to merge",
+            locs.get("from", node.loc),
+            f"{path}.from",
+        )
+    return Row(
+        index, op, name, tuple(inputs), MappingProxyType(values), node.loc, MappingProxyType(locs)
+    )
 
 
 def spec_from_node(root: Node) -> Spec:
@@ -311,13 +358,15 @@ def spec_from_node(root: Node) -> Spec:
     )
     layers = header["layers"]
     if not isinstance(layers.value, list):
-        raise SpecError(f"found {_found(layers.value)}; expected a list of rows", layers.loc,
-                        "layers")
+        raise SpecError(
+            f"found {_found(layers.value)}; expected a list of rows", layers.loc, "layers"
+        )
     if not layers.value:
         raise SpecError("found an empty list; expected at least one row", layers.loc, "layers")
     if len(layers.value) > MAX_ROWS:
-        raise SpecError(f"found {len(layers.value)} rows; expected at most {MAX_ROWS}",
-                        layers.loc, "layers")
+        raise SpecError(
+            f"found {len(layers.value)} rows; expected at most {MAX_ROWS}", layers.loc, "layers"
+        )
     rows = tuple(_row(i, item) for i, item in enumerate(layers.value))
     return Spec(
         name=name,
@@ -350,8 +399,7 @@ def apply_overrides(root: Node, overrides: Sequence[str]) -> Node:
         allowed = {f.name: f for f in HEADER_FIELDS if f.name != "layers"}
         if parts[0] not in allowed or len(parts) > 2:
             raise SpecError(
-                f"cannot set {key!r}; expected one of: "
-                + ", ".join([*allowed, *OVERRIDE_ALIASES]),
+                f"cannot set {key!r}; expected one of: " + ", ".join([*allowed, *OVERRIDE_ALIASES]),
                 where,
             )
         value = load_yaml(text if text.strip() else "''", f"--set {item}")

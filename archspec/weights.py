@@ -62,8 +62,9 @@ def save_weights(weights: Weights) -> bytes:
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as zf:
         for key in weights:
             array_bytes = io.BytesIO()
-            np.lib.format.write_array(array_bytes, np.ascontiguousarray(weights[key]),
-                                      allow_pickle=False)
+            np.lib.format.write_array(
+                array_bytes, np.ascontiguousarray(weights[key]), allow_pickle=False
+            )
             info = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
             zf.writestr(info, array_bytes.getvalue())
     return buffer.getvalue()
@@ -81,8 +82,9 @@ def load_weights(path: str, graph: Graph) -> dict[str, np.ndarray]:
     expected = expected_weights(graph)
     for key in loaded:
         if key not in expected:
-            raise SpecError(f"unexpected array {key!r}; the graph has no such weight", where,
-                            "--weights")
+            raise SpecError(
+                f"unexpected array {key!r}; the graph has no such weight", where, "--weights"
+            )
     out: dict[str, np.ndarray] = {}
     for key, (shape, _) in expected.items():
         if key not in loaded:
@@ -91,11 +93,13 @@ def load_weights(path: str, graph: Graph) -> dict[str, np.ndarray]:
         if tuple(arr.shape) != shape:
             raise SpecError(
                 f"array {key!r} has shape {list(arr.shape)}; expected {list(shape)}",
-                where, "--weights",
+                where,
+                "--weights",
             )
         if arr.dtype.kind != "f":
-            raise SpecError(f"array {key!r} has dtype {arr.dtype}; expected float32", where,
-                            "--weights")
+            raise SpecError(
+                f"array {key!r} has dtype {arr.dtype}; expected float32", where, "--weights"
+            )
         if not np.all(np.isfinite(arr)):
             raise SpecError(f"array {key!r} holds NaN or infinite values", where, "--weights")
         out[key] = arr.astype(np.float32)

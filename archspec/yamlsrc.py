@@ -19,6 +19,7 @@ from archspec.errors import Location, SpecError
 
 MAX_DOCUMENT_BYTES = 4 * 1024 * 1024
 MAX_NODES = 200_000
+MAX_DEPTH = 64
 
 _CORE = "tag:yaml.org,2002:"
 _INT = re.compile(r"^[-+]?(0|[1-9][0-9_]*)$")
@@ -87,15 +88,34 @@ class _Converter:
     def __init__(self, file: str) -> None:
         self.file = file
         self.count = 0
+        self.depth = 0
+        self.seen: set[int] = set()
+        self.written_at: list[yaml.Mark] = []  # marks of nodes met for the first time (not aliases)
 
     def convert(self, node: yaml.Node) -> Node:
         self.count += 1
-        if self.count > MAX_NODES:
+        if self.count > MAX_NODES or self.depth > MAX_DEPTH:
+            # Point at the innermost place written out in the file, not at the anchor.
+            mark = self.written_at[-1] if self.written_at else node.start_mark
             raise SpecError(
-                f"the document expands to more than {MAX_NODES} values",
-                _loc(self.file, node.start_mark),
+                f"the document expands to more than {MAX_NODES} values or nests deeper than "
+                f"{MAX_DEPTH} levels",
+                _loc(self.file, mark),
                 hint="aliases that expand exponentially are refused",
             )
+        first_time = id(node) not in self.seen
+        self.seen.add(id(node))
+        if first_time:
+            self.written_at.append(node.start_mark)
+        self.depth += 1
+        try:
+            return self._convert(node)
+        finally:
+            self.depth -= 1
+            if first_time:
+                self.written_at.pop()
+
+    def _convert(self, node: yaml.Node) -> Node:
         where = _loc(self.file, node.start_mark)
         if isinstance(node, yaml.ScalarNode):
             return Node(_scalar(node, self.file), where)
@@ -128,13 +148,22 @@ class _Converter:
 def load_yaml(text: str, file: str) -> Node:
     """Parse one YAML document safely into located nodes, or raise a located `SpecError`."""
     if len(text.encode("utf-8", "surrogatepass")) > MAX_DOCUMENT_BYTES:
-        raise SpecError(f"file is larger than {MAX_DOCUMENT_BYTES // (1024 * 1024)} MiB", Location(file))
+        raise SpecError(
+            f"file is larger than {MAX_DOCUMENT_BYTES // (1024 * 1024)} MiB", Location(file)
+        )
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or "invalid YAML"
-        raise SpecError(f"YAML syntax error: {problem}", _loc(file, mark)) from None
+        mark = exc.problem_mark or exc.context_mark
+        hint = None
+        if exc.context and exc.context_mark and exc.context.startswith("while parsing a flow"):
+            # An unclosed [ or { is reported where parsing gave up; the user's mistake is
+            # where the bracket opened.
+            where = _loc(file, exc.problem_mark)
+            hint = f"the bracket opened here is not closed before {where}"
+            mark = exc.context_mark
+        raise SpecError(f"YAML syntax error: {problem}", _loc(file, mark), hint=hint) from None
     except yaml.YAMLError as exc:
         raise SpecError(f"YAML error: {exc}", Location(file)) from None
     if root is None:
@@ -150,7 +179,9 @@ def read_yaml_file(path: str) -> Node:
     except OSError as exc:
         raise SpecError(f"cannot read file: {exc.strerror}", Location(path)) from None
     if len(raw) > MAX_DOCUMENT_BYTES:
-        raise SpecError(f"file is larger than {MAX_DOCUMENT_BYTES // (1024 * 1024)} MiB", Location(path))
+        raise SpecError(
+            f"file is larger than {MAX_DOCUMENT_BYTES // (1024 * 1024)} MiB", Location(path)
+        )
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:

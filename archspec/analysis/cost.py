@@ -90,9 +90,9 @@ def layer_cost(graph: Graph, node: GNode, profile: str = "slim") -> LayerCost:
     terms = dict(GRAPH_OPS[node.op].madds(node.attrs, ins, node.shape))
     for key, value in PROFILES[profile](node, ins).items():
         terms[key] = terms.get(key, 0) + value
-    sizes = {w.kind: 0 for w in graph.weights(node)}
-    for w in graph.weights(node):
-        sizes[w.kind] += math.prod(w.shape)
+    sizes: dict[str, int] = {}
+    for w in GRAPH_OPS[node.op].weights(node.attrs, ins, node.shape):
+        sizes[w.kind] = sizes.get(w.kind, 0) + math.prod(w.shape)
     params = sum(sizes.get(k, 0) for k in TRAINABLE)
     return LayerCost(
         name=node.name,

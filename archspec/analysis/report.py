@@ -31,6 +31,7 @@ def _row_entries(graph: Graph, cost: CostReport) -> list[dict[str, Any]]:
             {
                 "row": row.index,
                 "name": row.name or graph.row_outputs[row.index],
+                "spec_name": row.name,
                 "op": row.kind,
                 "input_shape": in_shapes[0] if len(in_shapes) == 1 else in_shapes,
                 "t": row.fields.get("t"),
@@ -110,13 +111,15 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], markdown: bool
         lines += ["| " + " | ".join(r) + " |" for r in rows]
         return "\n".join(lines)
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-    numeric = [all(r[i].replace(",", "").replace("-", "").isdigit() for r in rows if r[i] != "-")
-               for i in range(len(headers))]
+    numeric = [
+        all(r[i].replace(",", "").replace("-", "").isdigit() for r in rows if r[i] != "-")
+        for i in range(len(headers))
+    ]
 
     def fmt(cells: Sequence[str]) -> str:
         return "  ".join(
-            c.rjust(w) if num else c.ljust(w) for c, w, num in zip(cells, widths, numeric,
-                                                                    strict=True)
+            c.rjust(w) if num else c.ljust(w)
+            for c, w, num in zip(cells, widths, numeric, strict=True)
         ).rstrip()
 
     return "\n".join([fmt(headers), "  ".join("-" * w for w in widths), *(fmt(r) for r in rows)])
@@ -128,8 +131,7 @@ def _memory_column(data: dict) -> dict[str, str]:
         return {}
     peak = memory.get("peak_step")
     return {
-        s["op"]: f"{s['bytes']:,}" + (" ◀ peak" if s["op"] == peak else "")
-        for s in memory["steps"]
+        s["op"]: f"{s['bytes']:,}" + (" ◀ peak" if s["op"] == peak else "") for s in memory["steps"]
     }
 
 
@@ -152,7 +154,7 @@ def render_text(data: dict, markdown: bool = False) -> str:
     rows = [
         [
             _shape_text(r["input_shape"]),
-            r["op"] if r["name"].startswith(("block", r["op"])) else f"{r['op']} ({r['name']})",
+            f"{r['op']} ({r['spec_name']})" if r["spec_name"] else r["op"],
             *(_cell(r[k]) for k in TABLE2_FIELDS),
             _shape_text(r["output_shape"]),
             _cell(r["madds"]),

@@ -49,9 +49,14 @@ LAYER = LayerKind(
     "Elementwise sum of the rows named in `from` (two or more, equal shapes).",
     (
         common.NAME,
-        Field("from", "names", "The rows to add.", required=True),
-        Field("act", "choice", "Activation after the sum.", default="linear",
-              choices=common.ACT.choices),
+        Field("from", "refs", "The rows to add.", required=True),
+        Field(
+            "act",
+            "choice",
+            "Activation after the sum.",
+            default="linear",
+            choices=common.ACT.choices,
+        ),
     ),
     _lower,
     takes_many_inputs=True,

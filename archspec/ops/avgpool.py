@@ -62,8 +62,9 @@ LAYER = LayerKind(
         common.FROM,
         Field("global", "bool", "Pool the whole feature map to 1×1.", default=False),
         Field("k", "int", "Window size.", default=None, minimum=1, maximum=64),
-        Field("s", "int", "Stride (default: the window size).", default=None, minimum=1,
-              maximum=64),
+        Field(
+            "s", "int", "Stride (default: the window size).", default=None, minimum=1, maximum=64
+        ),
     ),
     _lower,
 )

@@ -50,7 +50,7 @@ class Field:
     """One field of a spec row or of the spec's header: its type and its legal range."""
 
     name: str
-    kind: str  # int | number | bool | choice | name | names | channels | resolution | text
+    kind: str  # int | number | bool | choice | name | ref | refs | channels | resolution | text
     doc: str
     required: bool = False
     default: Any = None
@@ -85,7 +85,9 @@ class GraphOp:
     infer: Callable[[Mapping[str, Any], Sequence[Shape]], Shape]
     weights: Callable[[Mapping[str, Any], Sequence[Shape], Shape], list[WeightSpec]]
     madds: Callable[[Mapping[str, Any], Sequence[Shape], Shape], dict[str, int]]
-    reference: Callable[[Mapping[str, Any], Sequence[np.ndarray], Mapping[str, np.ndarray]], np.ndarray]
+    reference: Callable[
+        [Mapping[str, Any], Sequence[np.ndarray], Mapping[str, np.ndarray]], np.ndarray
+    ]
     min_inputs: int = 1
     max_inputs: int | None = 1
 

@@ -26,24 +26,43 @@ def _lower(ctx: Any, row: Any) -> None:
         x = src
         if f["t"] != 1:
             x = ctx.emit(
-                f"{block}_expand", "conv2d", [x],
+                f"{block}_expand",
+                "conv2d",
+                [x],
                 common.conv_attrs(hidden, 1, 1, 1, 1, f["act"], True, False),
-                row=row, block=block, role="expand",
+                row=row,
+                block=block,
+                role="expand",
             )
         x = ctx.emit(
-            f"{block}_dw", "conv2d", [x],
+            f"{block}_dw",
+            "conv2d",
+            [x],
             common.conv_attrs(hidden, f["k"], stride, hidden, f["dilation"], f["act"], True, False),
-            row=row, block=block, role="dwise",
+            row=row,
+            block=block,
+            role="dwise",
         )
         x = ctx.emit(
-            f"{block}_project", "conv2d", [x],
+            f"{block}_project",
+            "conv2d",
+            [x],
             common.conv_attrs(c_out, 1, 1, 1, 1, "linear", True, False),
-            row=row, block=block, role="project",
+            row=row,
+            block=block,
+            role="project",
         )
         residual = stride == 1 and c_in == c_out and f["residual"]
         if residual:
-            x = ctx.emit(f"{block}_add", "add", [src, x], {"act": "linear"}, row=row, block=block,
-                         role="residual")
+            x = ctx.emit(
+                f"{block}_add",
+                "add",
+                [src, x],
+                {"act": "linear"},
+                row=row,
+                block=block,
+                role="residual",
+            )
         ctx.add_block(block, row, src, x, t=f["t"], residual=residual)
         src = x
     ctx.finish(row, src)
@@ -62,8 +81,12 @@ LAYER = LayerKind(
         common.KERNEL,
         common.DILATION,
         common.ACT,
-        Field("residual", "bool", "Allow the residual add (when s = 1 and C_in = C_out).",
-              default=True),
+        Field(
+            "residual",
+            "bool",
+            "Allow the residual add (when s = 1 and C_in = C_out).",
+            default=True,
+        ),
         common.SCALE,
     ),
     _lower,

@@ -5,15 +5,29 @@ from __future__ import annotations
 from archspec.ops.base import ACTIVATIONS, Field
 
 NAME = Field("name", "name", "Name of the row; later rows refer to it in `from`.")
-FROM = Field("from", "names", "Input row name(s); default: the previous row.")
-ACT = Field("act", "choice", "Activation after the (BatchNorm of the) op.", default="relu6",
-            choices=ACTIVATIONS)
-STRIDE = Field("s", "int", "Stride of the first repeat (paper's s).", default=1, minimum=1, maximum=8)
-REPEATS = Field("n", "int", "Number of repeats (paper's n); only the first is strided.", default=1,
-                minimum=1, maximum=64)
+FROM = Field("from", "refs", "Input row name(s); default: the previous row.")
+ACT = Field(
+    "act",
+    "choice",
+    "Activation after the (BatchNorm of the) op.",
+    default="relu6",
+    choices=ACTIVATIONS,
+)
+STRIDE = Field(
+    "s", "int", "Stride of the first repeat (paper's s).", default=1, minimum=1, maximum=8
+)
+REPEATS = Field(
+    "n",
+    "int",
+    "Number of repeats (paper's n); only the first is strided.",
+    default=1,
+    minimum=1,
+    maximum=64,
+)
 KERNEL = Field("k", "int", "Kernel size (odd).", default=3, minimum=1, maximum=15)
-DILATION = Field("dilation", "int", "Dilation of the spatial kernel.", default=1, minimum=1,
-                 maximum=32)
+DILATION = Field(
+    "dilation", "int", "Dilation of the spatial kernel.", default=1, minimum=1, maximum=32
+)
 SCALE = Field(
     "scale",
     "choice",

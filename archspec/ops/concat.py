@@ -28,8 +28,9 @@ def _reference(
     return np.concatenate([x.astype(np.float64) for x in xs], axis=0)
 
 
-GRAPH_OP = GraphOp("concat", _infer, no_weights, no_madds, _reference, min_inputs=2,
-                   max_inputs=None)
+GRAPH_OP = GraphOp(
+    "concat", _infer, no_weights, no_madds, _reference, min_inputs=2, max_inputs=None
+)
 
 
 def _lower(ctx: Any, row: Any) -> None:
@@ -39,7 +40,7 @@ def _lower(ctx: Any, row: Any) -> None:
 LAYER = LayerKind(
     "concat",
     "Concatenate the rows named in `from` along channels (equal spatial sizes).",
-    (common.NAME, Field("from", "names", "The rows to concatenate.", required=True)),
+    (common.NAME, Field("from", "refs", "The rows to concatenate.", required=True)),
     _lower,
     takes_many_inputs=True,
 )

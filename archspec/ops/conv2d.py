@@ -71,9 +71,7 @@ def _madds(attrs: Mapping[str, Any], ins: Sequence[Shape], out: Shape) -> dict[s
     return {term(attrs, c_in): out.numel * per_output}
 
 
-def convolve(
-    x: np.ndarray, weight: np.ndarray, s: int, groups: int, dilation: int
-) -> np.ndarray:
+def convolve(x: np.ndarray, weight: np.ndarray, s: int, groups: int, dilation: int) -> np.ndarray:
     """Reference convolution of a (C, H, W) array, symmetric padding, float64 accumulation."""
     c, h, w = x.shape
     c_out, c_per_group, k, _ = weight.shape
@@ -112,8 +110,14 @@ def _lower(ctx: Any, row: Any) -> None:
     src = ctx.source(row)
     for i in range(f["n"]):
         attrs = common.conv_attrs(
-            c_out, f["k"], f["s"] if i == 0 else 1, f["groups"], f["dilation"], f["act"],
-            f["bn"], bias,
+            c_out,
+            f["k"],
+            f["s"] if i == 0 else 1,
+            f["groups"],
+            f["dilation"],
+            f["act"],
+            f["bn"],
+            bias,
         )
         src = ctx.emit(ctx.repeat_name(row, i), "conv2d", [src], attrs, row=row)
     ctx.finish(row, src)

@@ -15,8 +15,14 @@ def _lower(ctx: Any, row: Any) -> None:
     for i in range(f["n"]):
         c_in = ctx.shape(src).c
         attrs = common.conv_attrs(
-            c_in * f["multiplier"], f["k"], f["s"] if i == 0 else 1, c_in, f["dilation"],
-            f["act"], f["bn"], bias,
+            c_in * f["multiplier"],
+            f["k"],
+            f["s"] if i == 0 else 1,
+            c_in,
+            f["dilation"],
+            f["act"],
+            f["bn"],
+            bias,
         )
         src = ctx.emit(ctx.repeat_name(row, i), "conv2d", [src], attrs, row=row)
     ctx.finish(row, src)
@@ -31,8 +37,14 @@ LAYER = LayerKind(
         common.KERNEL,
         common.STRIDE,
         common.REPEATS,
-        Field("multiplier", "int", "Depth multiplier (outputs per input channel).", default=1,
-              minimum=1, maximum=64),
+        Field(
+            "multiplier",
+            "int",
+            "Depth multiplier (outputs per input channel).",
+            default=1,
+            minimum=1,
+            maximum=64,
+        ),
         common.DILATION,
         common.ACT,
         common.BN,

@@ -65,10 +65,11 @@ LAYER = LayerKind(
     (
         common.NAME,
         common.FROM,
-        Field("like", "name", "Take the output size of this row.", default=None),
+        Field("like", "ref", "Take the output size of this row.", default=None),
         Field("factor", "int", "Integer scale factor.", default=None, minimum=1, maximum=64),
-        Field("mode", "choice", "Interpolation.", default="bilinear",
-              choices=("bilinear", "nearest")),
+        Field(
+            "mode", "choice", "Interpolation.", default="bilinear", choices=("bilinear", "nearest")
+        ),
     ),
     _lower,
 )

@@ -1,0 +1,27 @@
+# Quick start: `make demo` runs the main job, `make test` runs the whole suite.
+# Both create .venv and install what they need on first use.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+export KERAS_BACKEND := torch
+
+.PHONY: demo test lint fuzz bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet -e '.[pytorch,keras,onnxruntime,search,test]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/archspec report specs/mnv2_1.0.yaml
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -n 2 -q -p no:cacheprovider
+
+lint: $(STAMP)
+	$(BIN)/ruff format --check archspec tests benchmarks
+	$(BIN)/ruff check archspec tests benchmarks
+
+clean:
+	rm -rf $(VENV) out build dist
