@@ -34,7 +34,7 @@ class Target:
 
 
 def templates_root() -> Path:
-    """The `templates/` folder: beside the package in a checkout, `archspec/_templates` in a wheel."""
+    """The `templates/` folder: beside the package in a checkout, `_templates` in a wheel."""
     checkout = Path(__file__).resolve().parent.parent / "templates"
     if checkout.is_dir():
         return checkout

@@ -9,11 +9,74 @@ IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
 SPEC_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.\-]{0,62}$")
 
 C_KEYWORDS = frozenset(
-    ["auto", "break", "case", "char", "const", "continue", "default", "do", "double", "else", "enum", "extern", "float", "for", "goto", "if", "inline", "int", "long", "register", "restrict", "return", "short", "signed", "sizeof", "static", "struct", "switch", "typedef", "union", "unsigned", "void", "volatile", "while", "_Bool", "_Complex", "_Imaginary", "main"]
+    [
+        "auto",
+        "break",
+        "case",
+        "char",
+        "const",
+        "continue",
+        "default",
+        "do",
+        "double",
+        "else",
+        "enum",
+        "extern",
+        "float",
+        "for",
+        "goto",
+        "if",
+        "inline",
+        "int",
+        "long",
+        "register",
+        "restrict",
+        "return",
+        "short",
+        "signed",
+        "sizeof",
+        "static",
+        "struct",
+        "switch",
+        "typedef",
+        "union",
+        "unsigned",
+        "void",
+        "volatile",
+        "while",
+        "_Bool",
+        "_Complex",
+        "_Imaginary",
+        "main",
+    ]
 )
 # Names the generated modules use themselves; a row named like these would shadow them.
 RESERVED = frozenset(
-    ["input", "output", "weights", "build_model", "torch", "nn", "np", "keras", "onnx", "self", "model", "x", "y", "super", "None", "True", "False", "print", "exec", "eval", "open", "os", "sys"]
+    [
+        "input",
+        "output",
+        "weights",
+        "build_model",
+        "torch",
+        "nn",
+        "np",
+        "keras",
+        "onnx",
+        "self",
+        "model",
+        "x",
+        "y",
+        "super",
+        "None",
+        "True",
+        "False",
+        "print",
+        "exec",
+        "eval",
+        "open",
+        "os",
+        "sys",
+    ]
 )
 
 
