@@ -19,6 +19,10 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -q -p no:cacheprovider
 
+# The long fuzzing campaign (10,000 cases per property; FUZZ_EXAMPLES=N to change).
+fuzz: $(STAMP)
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_fuzz.py
+
 lint: $(STAMP)
 	$(BIN)/ruff format --check archspec tests benchmarks
 	$(BIN)/ruff check archspec tests benchmarks

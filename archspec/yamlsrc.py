@@ -164,6 +164,14 @@ def load_yaml(text: str, file: str) -> Node:
             hint = f"the bracket opened here is not closed before {where}"
             mark = exc.context_mark
         raise SpecError(f"YAML syntax error: {problem}", _loc(file, mark), hint=hint) from None
+    except yaml.reader.ReaderError as exc:
+        pos = exc.position
+        line = text.count("\n", 0, pos) + 1
+        column = pos - (text.rfind("\n", 0, pos) + 1) + 1
+        raise SpecError(
+            f"control character {exc.character!r} is not allowed in YAML",
+            Location(file, line, column),
+        ) from None
     except yaml.YAMLError as exc:
         raise SpecError(f"YAML error: {exc}", Location(file)) from None
     if root is None:
