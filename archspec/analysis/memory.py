@@ -1,0 +1,854 @@
+"""Peak activation memory of a graph: the paper's §5.1 (Eq. 1, Eq. 2, the split bottleneck).
+
+This module turns a lowered `Graph` into a scheduling `Problem` (see `schedule.py`, which knows
+nothing about networks) under one of two models, and gathers the numbers the report shows.
+
+Models (DESIGN.md §4):
+
+- ``op``: every graph node but the input is one op; its tensor is its output. The network input
+  is a graph input, the graph's outputs stay live to the end, no op has workspace.
+- ``fused``: every bottleneck block is one op whose inner tensors are disposable. With a
+  ``split`` of T, the expansion channels ``hidden`` are processed in groups of
+  ``ceil(hidden / T)`` channels (T = ``"n"``: one channel; T above ``hidden`` is clamped), and
+  the block's workspace is one group of the expansion output at the block's input resolution
+  plus one group of the depthwise output at its output resolution (a t = 1 block has no
+  expansion: the depthwise group alone). The residual add accumulates into the output, so it
+  costs nothing extra. With the first-layer trick, a stem conv (a conv2d outside any block that
+  reads the network input and is read only by one t = 1 block) is fused with that block into a
+  ``stem_block`` op, split over the stem's output channels: the stem conv plays the expansion.
+  Every other node stays a single op.
+
+Bytes are elements × activation dtype size. Weights are reported separately (`weights_bytes`).
+Table 3 (`table3`) counts single materialised tensors per resolution, not an Eq. 2 peak.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from archspec.analysis.schedule import (
+    Placement,
+    Problem,
+    greedy_order,
+    live_at,
+    optimal_order,
+    peak,
+    place_buffers,
+    step_memory,
+)
+from archspec.graph import INPUT, Block, GNode, Graph
+
+__all__ = [
+    "DEFAULT_SPLITS",
+    "DTYPE_BYTES",
+    "PAPER_TABLE3",
+    "FusedOp",
+    "MemoryAnalysis",
+    "MemoryPlan",
+    "Section",
+    "analyze_memory",
+    "deployed_weight_params",
+    "fused_ops",
+    "memory_json",
+    "memory_problem",
+    "memory_sections",
+    "plan_label",
+    "plan_memory",
+    "plan_steps",
+    "split_tradeoff",
+    "table3",
+]
+
+DTYPE_BYTES: Mapping[str, int] = {"float32": 4, "float16": 2, "int8": 1}
+MODES = ("op", "fused")
+DEFAULT_SPLITS: tuple[int | str, ...] = (1, 2, 3, 4, 5, 6, "n")
+
+# The MobileNetV2 column of the paper's Table 3 (channels, memory in K as printed), keyed by
+# the spatial size. Shown beside our computed rows for comparison only; never used as a result.
+PAPER_TABLE3: Mapping[int, tuple[int, int]] = {
+    112: (16, 400),
+    56: (32, 200),
+    28: (64, 100),
+    14: (160, 62),
+    7: (320, 32),
+    1: (1280, 2),
+}
+
+
+@dataclass(frozen=True)
+class FusedOp:
+    """One op of the memory model: a single graph node, a whole block, or stem + first block.
+
+    Attributes:
+        name: the op's name in the Problem, also the name of the tensor it produces there.
+        kind: ``"op"`` (one graph node), ``"block"`` (a bottleneck block) or ``"stem_block"``
+            (stem conv fused with the first t = 1 block: the first-layer trick).
+        nodes: the graph nodes it covers, in execution order.
+        inputs: the Problem tensors it reads.
+        output_node: the graph node whose tensor it produces.
+        group_channels: fused kinds: channels per split group, ``ceil(hidden / split)``.
+        groups: fused kinds: number of groups, ``ceil(hidden / group_channels)``.
+        workspace_elems: elements of workspace (the design's §4 rule); 0 for kind ``"op"``.
+    """
+
+    name: str
+    kind: str
+    nodes: tuple[str, ...]
+    inputs: tuple[str, ...]
+    output_node: str
+    group_channels: int | None
+    groups: int | None
+    workspace_elems: int
+
+
+@dataclass(frozen=True)
+class MemoryPlan:
+    """The memory of one model (mode, split, dtype) of a graph under its best order.
+
+    Attributes:
+        mode, split, dtype_bytes, first_layer_trick: the model.
+        fused_ops: the ops of the model, in spec order; ``problem`` is what the scheduler saw.
+        order: the chosen order (the optimal one when ``optimal``, else the best found).
+        peak_bytes, peak_step: Eq. 1 peak of ``order`` and the first op reaching it.
+        live_at_peak: buffers counted at the peak step (workspace as ``"<op>#ws"``).
+        optimal: True only when the scheduler proved ``order`` minimal over all orders.
+        lower_bound_bytes: proven lower bound on the optimum.
+        steps: (op, bytes) per step of ``order``.
+        spec_order_peak, greedy_peak: peaks of the spec's own order and of the greedy order.
+        placement: arena offsets of every buffer for ``order`` (see `place_buffers`).
+        weights_bytes: deployed weights × dtype size; ``weights_params`` is the element count
+            (BatchNorm folded: see `deployed_weight_params`).
+        states_explored: search states the exact search expanded.
+        alignment: the byte alignment of the placement's offsets.
+    """
+
+    mode: str
+    split: int | str
+    dtype_bytes: int
+    first_layer_trick: bool
+    fused_ops: tuple[FusedOp, ...]
+    problem: Problem
+    order: tuple[str, ...]
+    peak_bytes: int
+    peak_step: str
+    live_at_peak: dict[str, int]
+    optimal: bool
+    lower_bound_bytes: int
+    steps: tuple[tuple[str, int], ...]
+    spec_order_peak: int
+    greedy_peak: int
+    placement: Placement
+    weights_bytes: int
+    weights_params: int = 0
+    dtype: str = ""
+    spec_order: tuple[str, ...] = ()
+    greedy: tuple[str, ...] = ()
+    states_explored: int = 0
+    alignment: int = 1
+
+    def op(self, name: str) -> FusedOp:
+        """The fused op called `name`."""
+        return next(f for f in self.fused_ops if f.name == name)
+
+
+# ---------------------------------------------------------------------------------------------
+# Graph -> ops of the memory model.
+
+
+def _check_split(split: int | str) -> int | str:
+    if split == "n":
+        return split
+    if isinstance(split, bool) or not isinstance(split, int) or split < 1:
+        raise ValueError(f"split must be a positive integer or 'n', got {split!r}")
+    return split
+
+
+def _group(channels: int, split: int | str) -> tuple[int, int]:
+    """(channels per group, number of groups) of a `split`-way split of `channels`."""
+    ways = channels if split == "n" else min(int(split), channels)
+    group = -(-channels // max(ways, 1))
+    return group, -(-channels // group)
+
+
+def _area(node: GNode) -> int:
+    return node.shape.h * node.shape.w
+
+
+def _role(graph: Graph, block: Block, role: str) -> GNode | None:
+    return next((graph.node(n) for n in block.nodes if graph.node(n).role == role), None)
+
+
+def _stem_of(graph: Graph, block: Block) -> GNode | None:
+    """The stem conv the first-layer trick may fuse into `block`, if there is one."""
+    if block.t != 1 or block.input == INPUT:
+        return None
+    stem = graph.node(block.input)
+    if stem.op != "conv2d" or stem.block is not None or stem.inputs != (INPUT,):
+        return None
+    if stem.name in graph.outputs:
+        return None
+    if any(graph.node(c).block != block.name for c in graph.consumers(stem.name)):
+        return None
+    return stem
+
+
+def _sealed(graph: Graph, members: Sequence[str], output: str) -> bool:
+    """True if no tensor inside `members` but `output` is read from outside or is an output."""
+    inside = set(members)
+    for name in members:
+        if name == output:
+            continue
+        if name in graph.outputs or any(c not in inside for c in graph.consumers(name)):
+            return False
+    return True
+
+
+def _unique(name: str, taken: set[str]) -> str:
+    while name in taken:
+        name += "_fused"
+    taken.add(name)
+    return name
+
+
+def fused_ops(
+    graph: Graph, mode: str = "op", split: int | str = 1, first_layer_trick: bool = True
+) -> tuple[FusedOp, ...]:
+    """The ops of the memory model of `graph`, in spec order (see the module docstring).
+
+    In fused mode a block whose inner tensors are read outside it (impossible for specs, which
+    reference rows, not inner nodes) is left as single ops rather than fused.
+    """
+    if mode not in MODES:
+        raise ValueError(f"memory mode must be one of {MODES}, got {mode!r}")
+    split = _check_split(split)
+    ops = list(graph.ops())
+    if mode == "op":
+        return tuple(FusedOp(n.name, "op", (n.name,), n.inputs, n.name, None, None, 0) for n in ops)
+
+    # Which nodes each fused op covers, keyed by its first node.
+    plans: dict[str, tuple[str, Block, GNode | None]] = {}
+    covered: set[str] = set()
+    for block in graph.blocks:
+        stem = _stem_of(graph, block) if first_layer_trick else None
+        members = ((stem.name,) if stem else ()) + block.nodes
+        if not _sealed(graph, members, block.output):
+            continue
+        kind = "stem_block" if stem else "block"
+        plans[members[0]] = (kind, block, stem)
+        covered.update(members)
+
+    taken = {n.name for n in graph.nodes} - covered
+    tensor: dict[str, str] = {INPUT: INPUT}
+    pending: list[tuple[str, tuple[str, ...], Block | None, GNode | None, str]] = []
+    for node in ops:
+        if node.name in plans:
+            kind, block, stem = plans[node.name]
+            members = ((stem.name,) if stem else ()) + block.nodes
+            base = f"{stem.name}_{block.name}" if stem else block.name
+            name = _unique(base, taken)
+            tensor[block.output] = name
+            pending.append((kind, members, block, stem, name))
+        elif node.name not in covered:
+            tensor[node.name] = node.name
+            pending.append(("op", (node.name,), None, None, node.name))
+
+    out = []
+    for kind, members, block, stem, name in pending:
+        inside = set(members)
+        reads: list[str] = []
+        for m in members:
+            for src in graph.node(m).inputs:
+                if src not in inside and tensor[src] not in reads:
+                    reads.append(tensor[src])
+        if block is None:
+            out.append(FusedOp(name, "op", members, tuple(reads), members[0], None, None, 0))
+            continue
+        dw = _role(graph, block, "dwise")
+        assert dw is not None, f"block {block.name} has no depthwise node"
+        expand = stem if stem is not None else _role(graph, block, "expand")
+        hidden = expand.shape.c if expand is not None else dw.shape.c
+        group, groups = _group(hidden, split)
+        ws = group * _area(dw) + (group * _area(expand) if expand is not None else 0)
+        out.append(FusedOp(name, kind, members, tuple(reads), block.output, group, groups, ws))
+    return tuple(out)
+
+
+def memory_problem(
+    graph: Graph,
+    mode: str = "op",
+    split: int | str = 1,
+    first_layer_trick: bool = True,
+    dtype_bytes: int = 4,
+) -> tuple[Problem, tuple[FusedOp, ...]]:
+    """The scheduling Problem of `graph` under a memory model, with the model's ops."""
+    fops = fused_ops(graph, mode, split, first_layer_trick)
+    by_output = {f.output_node: f.name for f in fops}
+    size = {INPUT: graph.input.shape.numel * dtype_bytes}
+    for f in fops:
+        size[f.name] = graph.node(f.output_node).shape.numel * dtype_bytes
+    problem = Problem(
+        ops=tuple(f.name for f in fops),
+        inputs={f.name: f.inputs for f in fops},
+        size=size,
+        workspace={f.name: f.workspace_elems * dtype_bytes for f in fops if f.workspace_elems},
+        graph_inputs=(INPUT,),
+        outputs=tuple(by_output.get(o, o) for o in graph.outputs),
+    )
+    return problem, fops
+
+
+# ---------------------------------------------------------------------------------------------
+# Plans.
+
+
+def deployed_weight_params(graph: Graph) -> int:
+    """Elements of the deployed weights: BatchNorm folded into the convs.
+
+    Every conv and FC weight, every existing bias, and one bias per output channel for each
+    conv followed by BatchNorm (folding γ, β, mean and variance leaves a per-channel bias).
+    This is `params` plus one value per BatchNorm channel; BN statistics are not stored.
+    """
+    total = 0
+    for node in graph.ops():
+        specs = graph.weights(node)
+        has_bias = any(w.kind == "bias" for w in specs)
+        for w in specs:
+            if w.kind in ("weight", "bias") or (w.kind == "bn_beta" and not has_bias):
+                total += math.prod(w.shape)
+    return total
+
+
+def _dtype_bytes(dtype: str) -> int:
+    if dtype not in DTYPE_BYTES:
+        raise ValueError(f"activation dtype must be one of {list(DTYPE_BYTES)}, got {dtype!r}")
+    return DTYPE_BYTES[dtype]
+
+
+def plan_memory(
+    graph: Graph,
+    *,
+    mode: str = "op",
+    split: int | str = 1,
+    dtype: str = "float32",
+    first_layer_trick: bool = True,
+    time_limit: float | None = 10.0,
+    max_states: int = 2_000_000,
+    alignment: int = 1,
+) -> MemoryPlan:
+    """Peak memory of `graph` under one model: spec, greedy and optimal orders, placement.
+
+    The chosen order is the scheduler's optimum (`optimal` says whether it is proven; when a
+    budget stops the search it is the best order found, never worse than the spec or greedy
+    order). Buffers are placed for that order with `place_buffers(..., alignment)`.
+    """
+    nbytes = _dtype_bytes(dtype)
+    problem, fops = memory_problem(graph, mode, split, first_layer_trick, nbytes)
+    spec_peak = peak(problem, problem.ops)[0]
+    greedy = greedy_order(problem)
+    greedy_peak = peak(problem, greedy)[0]
+    result = optimal_order(problem, max_states=max_states, time_limit=time_limit)
+    candidates = [
+        (result.peak_bytes, 0, result.order),
+        (greedy_peak, 1, greedy),
+        (spec_peak, 2, problem.ops),
+    ]
+    best_peak, _, order = min(candidates)
+    mem = step_memory(problem, order)
+    top, at = peak(problem, order)
+    assert top == best_peak
+    weights = deployed_weight_params(graph)
+    return MemoryPlan(
+        mode=mode,
+        split=_check_split(split),
+        dtype_bytes=nbytes,
+        first_layer_trick=first_layer_trick,
+        fused_ops=fops,
+        problem=problem,
+        order=tuple(order),
+        peak_bytes=top,
+        peak_step=order[at] if at >= 0 else "",
+        live_at_peak=live_at(problem, order, at) if at >= 0 else {},
+        optimal=result.optimal and top <= result.peak_bytes,
+        lower_bound_bytes=min(result.lower_bound_bytes, top),
+        steps=tuple(zip(order, mem, strict=True)),
+        spec_order_peak=spec_peak,
+        greedy_peak=greedy_peak,
+        placement=place_buffers(problem, order, alignment=alignment),
+        weights_bytes=weights * nbytes,
+        weights_params=weights,
+        dtype=dtype,
+        spec_order=problem.ops,
+        greedy=greedy,
+        states_explored=result.states_explored,
+        alignment=alignment,
+    )
+
+
+def plan_label(plan: MemoryPlan) -> str:
+    """A short legend label: ``op mode`` or ``fused, split 2``."""
+    return "op mode" if plan.mode == "op" else f"fused, split {plan.split}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Table 3 and the split trade-off.
+
+
+def table3(graph: Graph, dtype: str = "float16", *, first_layer_trick: bool = True) -> list[dict]:
+    """Per spatial size, the largest tensor that must be materialised (the paper's Table 3).
+
+    These are single tensors, not an Eq. 2 peak. Materialised means a tensor of the fused model
+    (bottleneck blocks fused, inner tensors disposable; with the first-layer trick the stem
+    output is not materialised); the network input is not counted. Each row gives the largest
+    such tensor (`tensor`, `channels`, `bytes`) and the largest bottleneck tensor, i.e. one a
+    block reads or writes (`bottleneck_*`, None where no block touches that size). Rows run
+    from the largest spatial size down. When the graph is comparable with the paper's network
+    (width multiplier 1.0, the same spatial sizes), each row also carries the paper's
+    MobileNetV2 value and a note where they differ.
+    """
+    nbytes = _dtype_bytes(dtype)
+    _, fops = memory_problem(graph, "fused", 1, first_layer_trick, nbytes)
+    bottleneck: set[str] = set()
+    for f in fops:
+        if f.kind != "op":
+            bottleneck.add(f.name)
+            bottleneck.update(t for t in f.inputs if t != INPUT)
+
+    rows: dict[tuple[int, int], dict] = {}
+    for f in fops:
+        shape = graph.node(f.output_node).shape
+        key = (shape.h, shape.w)
+        row = rows.setdefault(
+            key,
+            {
+                "resolution": [shape.h, shape.w],
+                "tensor": None,
+                "channels": 0,
+                "bytes": 0,
+                "bottleneck_tensor": None,
+                "bottleneck_channels": None,
+                "bottleneck_bytes": None,
+            },
+        )
+        size = shape.numel * nbytes
+        if size > row["bytes"]:
+            row.update(tensor=f.name, node=f.output_node, channels=shape.c, bytes=size)
+        if f.name in bottleneck and size > (row["bottleneck_bytes"] or 0):
+            row.update(bottleneck_tensor=f.name, bottleneck_channels=shape.c, bottleneck_bytes=size)
+    out = [rows[k] for k in sorted(rows, key=lambda k: (-k[0] * k[1], -k[0]))]
+    for row in out:
+        row.pop("node", None)
+        row["dtype"] = dtype
+    if _comparable_with_paper(graph, out):
+        _compare_with_paper(graph, out, first_layer_trick, nbytes)
+    return out
+
+
+def _comparable_with_paper(graph: Graph, rows: list[dict]) -> bool:
+    sizes = {tuple(r["resolution"]) for r in rows}
+    return graph.spec.width_multiplier == 1.0 and sizes == {(s, s) for s in PAPER_TABLE3}
+
+
+def _compare_with_paper(graph: Graph, rows: list[dict], trick: bool, nbytes: int) -> None:
+    """Attach the paper's value and, where ours differs, a note computed from the graph."""
+    stems = [s for s in (_stem_of(graph, b) for b in graph.blocks) if s is not None]
+    where: dict[int, int] = {}  # channels -> first spatial size of a block output with them
+    for block in graph.blocks:
+        shape = graph.node(block.output).shape
+        where.setdefault(shape.c, shape.h)
+    for r in rows:
+        size = r["resolution"][0]
+        channels, kb = PAPER_TABLE3[size]
+        ours = r["bottleneck_channels"] if r["bottleneck_channels"] is not None else r["channels"]
+        r["paper_channels"], r["paper_kb"] = channels, kb
+        r["agrees_with_paper"] = ours == channels
+        notes = []
+        if ours != channels:
+            other = where.get(channels)
+            notes.append(
+                f"Table 2's bottleneck tensors at {size}² have at most {ours} channels; the "
+                f"paper's {channels} channels"
+                + (f" are those of the {other}² stage" if other else " appear at no size here")
+            )
+        if r["bottleneck_tensor"] is not None and r["tensor"] != r["bottleneck_tensor"]:
+            notes.append(
+                f"the larger {r['channels']}-channel tensor {r['tensor']} "
+                f"({r['bytes']:,} B) is materialised here but is not a bottleneck tensor; "
+                "Table 3 leaves it out"
+            )
+        if trick:
+            for stem in stems:
+                if stem.shape.h == size:
+                    notes.append(
+                        f"the stem output ({stem.shape.c} channels, "
+                        f"{stem.shape.numel * nbytes:,} B) is not materialised: first-layer "
+                        "trick"
+                    )
+        r["note"] = "; ".join(notes)
+
+
+def split_tradeoff(
+    graph: Graph,
+    dtype: str,
+    splits: Sequence[int | str] = DEFAULT_SPLITS,
+    first_layer_trick: bool = True,
+    *,
+    plans: Sequence[MemoryPlan] | None = None,
+    op_peak: int | None = None,
+) -> list[dict]:
+    """Fused-mode peak for each split (the paper's memory-against-split trade-off).
+
+    `plans` may hold fused plans already computed (one per split, same dtype and trick);
+    `op_peak` the op-mode peak, to report the saving against it.
+    """
+    have = {p.split: p for p in plans or () if p.mode == "fused"}
+    if op_peak is None:
+        op_peak = plan_memory(graph, mode="op", dtype=dtype).peak_bytes
+    rows = []
+    for split in splits:
+        plan = have.get(split) or plan_memory(
+            graph, mode="fused", split=split, dtype=dtype, first_layer_trick=first_layer_trick
+        )
+        at = plan.op(plan.peak_step)
+        rows.append(
+            {
+                "split": split,
+                "peak_bytes": plan.peak_bytes,
+                "peak_step": plan.peak_step,
+                "workspace_at_peak_bytes": at.workspace_elems * plan.dtype_bytes,
+                "group_channels_at_peak": at.group_channels,
+                "optimal": plan.optimal,
+                "saving_vs_op_bytes": op_peak - plan.peak_bytes,
+            }
+        )
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# The report's `memory` object.
+
+
+def plan_steps(plan: MemoryPlan) -> list[dict]:
+    """The steps of `plan` as the report's ``memory.steps`` entries."""
+    out = []
+    for op, nbytes in plan.steps:
+        f = plan.op(op)
+        out.append(
+            {
+                "op": op,
+                "bytes": nbytes,
+                "kind": f.kind,
+                "nodes": list(f.nodes),
+                "workspace_bytes": f.workspace_elems * plan.dtype_bytes,
+                "group_channels": f.group_channels,
+                "groups": f.groups,
+            }
+        )
+    return out
+
+
+def memory_json(
+    plan: MemoryPlan,
+    graph: Graph,
+    *,
+    tradeoff: list[dict] | None = None,
+    table3_rows: list[dict] | None = None,
+) -> dict:
+    """The report's ``memory`` object (JSON-ready) for `plan`.
+
+    `tradeoff` (from `split_tradeoff`) and `table3_rows` (from `table3`, float16) are computed
+    here when not given. Table 3 is always at float16, the paper's convention.
+    """
+    if tradeoff is None:
+        tradeoff = split_tradeoff(
+            graph,
+            plan.dtype or _dtype_name(plan.dtype_bytes),
+            first_layer_trick=plan.first_layer_trick,
+        )
+    if table3_rows is None:
+        table3_rows = table3(graph, "float16", first_layer_trick=plan.first_layer_trick)
+    order_pos = {op: i for i, op in enumerate(plan.order)}
+    live = sorted(
+        plan.live_at_peak.items(),
+        key=lambda kv: (
+            kv[0] != INPUT,
+            order_pos.get(kv[0].removesuffix("#ws"), -1),
+            kv[0].endswith("#ws"),
+        ),
+    )
+    pl = plan.placement
+    return {
+        "model": "Eq. 1 (paper §5.1): live tensors + the op's output + its workspace",
+        "mode": plan.mode,
+        "split": plan.split if plan.mode == "fused" else None,
+        "first_layer_trick": plan.first_layer_trick if plan.mode == "fused" else None,
+        "dtype": plan.dtype or _dtype_name(plan.dtype_bytes),
+        "dtype_bytes": plan.dtype_bytes,
+        "peak_bytes": plan.peak_bytes,
+        "peak_step": plan.peak_step,
+        "peak_nodes": list(plan.op(plan.peak_step).nodes) if plan.peak_step else [],
+        "live_at_peak": [
+            {
+                "tensor": k.removesuffix("#ws"),
+                "kind": "workspace" if k.endswith("#ws") else "tensor",
+                "bytes": v,
+            }
+            for k, v in live
+        ],
+        "order": list(plan.order),
+        "optimal": plan.optimal,
+        "lower_bound_bytes": plan.lower_bound_bytes,
+        "orders": {
+            "spec": {"peak_bytes": plan.spec_order_peak},
+            "greedy": {"peak_bytes": plan.greedy_peak},
+            "optimal": {"peak_bytes": plan.peak_bytes, "proven": plan.optimal},
+            "saving_vs_spec_bytes": plan.spec_order_peak - plan.peak_bytes,
+            "saving_vs_greedy_bytes": plan.greedy_peak - plan.peak_bytes,
+        },
+        "weights_bytes": plan.weights_bytes,
+        "weights_params": plan.weights_params,
+        "weights_note": "deployed weights at the activation dtype: conv/FC weights and biases, "
+        "BatchNorm folded into a per-channel conv bias",
+        "placement": {
+            "alignment": plan.alignment,
+            "arena_bytes": pl.arena_bytes,
+            "live_bound_bytes": pl.live_bound_bytes,
+            "fragmentation_bytes": pl.arena_bytes - pl.live_bound_bytes,
+            "offsets": dict(sorted(pl.offsets.items(), key=lambda kv: (kv[1], kv[0]))),
+        },
+        "steps": plan_steps(plan),
+        "split_tradeoff": tradeoff,
+        "table3": table3_rows,
+        "table3_max_bytes": max((r["bytes"] for r in table3_rows), default=0),
+        "table3_note": "Table 3 counts single materialised tensors per spatial size at 16-bit "
+        "activations, not an Eq. 2 peak; peak_bytes above is the Eq. 1 peak.",
+    }
+
+
+def _dtype_name(nbytes: int) -> str:
+    return next(k for k, v in DTYPE_BYTES.items() if v == nbytes)
+
+
+# ---------------------------------------------------------------------------------------------
+# Everything `archspec report` needs, in one call.
+
+
+@dataclass(frozen=True)
+class MemoryAnalysis:
+    """The chosen plan, the plans it is compared with, and the report's ``memory`` object."""
+
+    plan: MemoryPlan
+    op_plan: MemoryPlan
+    fused_plans: tuple[MemoryPlan, ...]
+    data: dict
+
+    def timeline_plans(self) -> list[MemoryPlan]:
+        """Op mode, then every fused split (the chosen plan replaces its twin)."""
+        plans = [self.op_plan, *self.fused_plans]
+        return [self.plan if _same(p, self.plan) else p for p in plans]
+
+
+def _same(a: MemoryPlan, b: MemoryPlan) -> bool:
+    return (a.mode, a.split if a.mode == "fused" else None) == (
+        b.mode,
+        b.split if b.mode == "fused" else None,
+    )
+
+
+def analyze_memory(
+    graph: Graph,
+    *,
+    mode: str = "op",
+    split: int | str = 1,
+    dtype: str = "float32",
+    first_layer_trick: bool = True,
+    splits: Sequence[int | str] = DEFAULT_SPLITS,
+    time_limit: float | None = 10.0,
+    progress: Callable[[str], None] | None = None,
+) -> MemoryAnalysis:
+    """Plan `graph` under the chosen model and under op mode and every fused split."""
+
+    def run(m: str, s: int | str) -> MemoryPlan:
+        if progress is not None:
+            progress(f"{m} {s}" if m == "fused" else m)
+        return plan_memory(
+            graph,
+            mode=m,
+            split=s,
+            dtype=dtype,
+            first_layer_trick=first_layer_trick,
+            time_limit=time_limit,
+        )
+
+    plan = run(mode, split)
+    op_plan = plan if mode == "op" else run("op", 1)
+    fused = tuple(plan if mode == "fused" and plan.split == s else run("fused", s) for s in splits)
+    tradeoff = split_tradeoff(
+        graph, dtype, splits, first_layer_trick, plans=fused, op_peak=op_plan.peak_bytes
+    )
+    data = memory_json(plan, graph, tradeoff=tradeoff)
+    data["op_mode_peak_bytes"] = op_plan.peak_bytes
+    return MemoryAnalysis(plan, op_plan, fused, data)
+
+
+# ---------------------------------------------------------------------------------------------
+# Presentation: the memory object as titled tables (text, markdown and HTML render these).
+
+
+@dataclass(frozen=True)
+class Section:
+    """One titled part of the memory report: lines of prose, then an optional table."""
+
+    title: str
+    lines: tuple[str, ...]
+    headers: tuple[str, ...] = ()
+    rows: tuple[tuple[str, ...], ...] = ()
+
+
+def _n(value: int | None) -> str:
+    return "-" if value is None else f"{value:,}"
+
+
+def memory_sections(memory: Mapping[str, Any]) -> list[Section]:
+    """The report's memory object as titled tables, shared by every report format."""
+    m = memory
+    model = (
+        "op mode (one op per graph node)"
+        if m["mode"] == "op"
+        else f"fused mode, split {m['split']}, first-layer trick "
+        f"{'on' if m['first_layer_trick'] else 'off'}"
+    )
+    status = (
+        "proven optimal"
+        if m["optimal"]
+        else (f"best found, not proven (lower bound {m['lower_bound_bytes']:,} B)")
+    )
+    sections = [
+        Section(
+            f"Activation memory ({m['dtype']}, {model})",
+            (
+                f"Peak (Eq. 1: live tensors + the op's output + its workspace): "
+                f"{m['peak_bytes']:,} B at {m['peak_step']}, order {status}.",
+                f"Weights (stored apart, not counted above): {m['weights_params']:,} values, "
+                f"{m['weights_bytes']:,} B ({m['weights_note']}).",
+            ),
+            ("Live at the peak", "Kind", "Bytes"),
+            tuple((x["tensor"], x["kind"], _n(x["bytes"])) for x in m["live_at_peak"]),
+        ),
+    ]
+    o = m["orders"]
+    sections.append(
+        Section(
+            "Execution orders",
+            ("Peak of the spec's own order, of the greedy heuristic, and of the optimum.",),
+            ("Order", "Peak (bytes)", "Saving vs spec order"),
+            (
+                ("spec", _n(o["spec"]["peak_bytes"]), "0"),
+                (
+                    "greedy",
+                    _n(o["greedy"]["peak_bytes"]),
+                    _n(o["spec"]["peak_bytes"] - o["greedy"]["peak_bytes"]),
+                ),
+                (
+                    "optimal" + ("" if o["optimal"]["proven"] else " (best found)"),
+                    _n(o["optimal"]["peak_bytes"]),
+                    _n(o["saving_vs_spec_bytes"]),
+                ),
+            ),
+        )
+    )
+    p = m["placement"]
+    sections.append(
+        Section(
+            "Buffer placement (one arena, greedy by size, best fit)",
+            (
+                f"Arena {p['arena_bytes']:,} B against the live-sum bound "
+                f"{p['live_bound_bytes']:,} B: fragmentation {p['fragmentation_bytes']:,} B "
+                f"(alignment {p['alignment']}).",
+            ),
+        )
+    )
+    if m.get("split_tradeoff"):
+        op_peak = m.get("op_mode_peak_bytes")
+        lines = [
+            "Fused bottleneck blocks, the expansion split into groups of ceil(n / T) "
+            "channels (T = n: one channel); the peak of the optimal order per split."
+        ]
+        if op_peak is not None:
+            lines.append(f"Op mode (no fusion) peaks at {op_peak:,} B.")
+        sections.append(
+            Section(
+                f"Memory against split ({m['dtype']})",
+                tuple(lines),
+                (
+                    "Split T",
+                    "Peak (bytes)",
+                    "Peak at",
+                    "Group channels",
+                    "Workspace (bytes)",
+                    "Saving vs op mode",
+                ),
+                tuple(
+                    (
+                        str(r["split"]),
+                        _n(r["peak_bytes"]) + ("" if r["optimal"] else " *"),
+                        r["peak_step"],
+                        _n(r["group_channels_at_peak"]),
+                        _n(r["workspace_at_peak_bytes"]),
+                        _n(r["saving_vs_op_bytes"]),
+                    )
+                    for r in m["split_tradeoff"]
+                ),
+            )
+        )
+    rows = m.get("table3") or []
+    if rows:
+        paper = "paper_channels" in rows[0]
+        headers = [
+            "Size",
+            "Largest tensor",
+            "Channels",
+            "Bytes",
+            "Bottleneck tensor",
+            "Channels",
+            "Bytes",
+        ]
+        if paper:
+            headers += ["Paper (ch / K)", "Note"]
+        body = []
+        for r in rows:
+            h, w = r["resolution"]
+            cells = [
+                f"{h}²" if h == w else f"{h}×{w}",
+                r["tensor"],
+                _n(r["channels"]),
+                _n(r["bytes"]),
+                r["bottleneck_tensor"] or "-",
+                _n(r["bottleneck_channels"]),
+                _n(r["bottleneck_bytes"]),
+            ]
+            if paper:
+                mark = "" if r["agrees_with_paper"] else " ≠"
+                cells += [f"{r['paper_channels']} / {r['paper_kb']}K{mark}", r["note"] or "-"]
+            body.append(tuple(cells))
+        lines = [
+            "Single tensors, not an Eq. 2 peak: per spatial size, the largest tensor the fused "
+            "model materialises (the network input excluded) and the largest bottleneck tensor "
+            f"(one a block reads or writes), at 16-bit. Max {m['table3_max_bytes']:,} B.",
+        ]
+        if paper:
+            lines.append(
+                "The paper's MobileNetV2 column counts bottleneck tensors; where its channels "
+                "differ from Table 2's (marked ≠), the note says where Table 2 has them."
+            )
+        sections.append(
+            Section(
+                "Table 3 (largest materialised tensor per size)",
+                tuple(lines),
+                tuple(headers),
+                tuple(body),
+            )
+        )
+    return sections
