@@ -10,13 +10,14 @@ import argparse
 import sys
 import traceback
 from collections.abc import Sequence
+from pathlib import Path
 
 from archspec import __version__
 from archspec.analysis.cost import PROFILES, analyze_cost
 from archspec.analysis.report import render_json, render_text, report_data
-from archspec.errors import SpecError
+from archspec.errors import Location, SpecError
 from archspec.lower import lower
-from archspec.output import write_file
+from archspec.output import Progress, write_file
 from archspec.spec import load_spec
 
 
@@ -51,16 +52,86 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _split_arg(text: str) -> int | str:
+    if text == "n":
+        return "n"
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or n, got {text!r}")
+    return value
+
+
+def _memory_options(args: argparse.Namespace) -> tuple[int | str, bool, str | None]:
+    """(split, first-layer trick, plot format) of `report`, checked before any work."""
+    if args.memory_mode == "op":
+        for flag, value in (("--split", args.split), ("--first-layer-trick", args.trick)):
+            if value is not None:
+                raise SpecError(
+                    "applies to the fused memory model only",
+                    None,
+                    flag,
+                    "add --memory-mode fused",
+                )
+    plot_fmt = None
+    if args.plot:
+        plot_fmt = Path(args.plot).suffix.lower().lstrip(".")
+        if plot_fmt not in ("png", "svg"):
+            raise SpecError(
+                f"cannot write a plot as {Path(args.plot).suffix or 'a file without extension'}",
+                Location(args.plot),
+                "--plot",
+                "name the file .png or .svg",
+            )
+        if not Path(args.plot).resolve().parent.is_dir():
+            raise SpecError("the plot's folder does not exist", Location(args.plot), "--plot")
+    split = 1 if args.split is None else args.split
+    return split, True if args.trick is None else args.trick, plot_fmt
+
+
 def cmd_report(args: argparse.Namespace) -> int:
-    """Costs (and memory, where implemented) of a spec in the chosen format."""
+    """Costs and activation memory of a spec in the chosen format (and the timeline plot)."""
+    from archspec.analysis.memory import DEFAULT_SPLITS, analyze_memory, plan_label, plan_steps
+
+    split, trick, plot_fmt = _memory_options(args)
     graph = lower(load_spec(args.spec, args.overrides))
     cost = analyze_cost(graph, args.profile)
-    data = report_data(graph, cost)
+    extra = args.memory_mode == "fused" and split not in DEFAULT_SPLITS
+    progress = Progress(1 + len(DEFAULT_SPLITS) + extra, "memory plans")
+    memory = analyze_memory(
+        graph,
+        mode=args.memory_mode,
+        split=split,
+        dtype=args.activation_dtype,
+        first_layer_trick=trick,
+        progress=progress.step,
+    )
+    progress.close()
+    data = report_data(graph, cost, memory.data)
+    plots: dict[str, bytes] = {}
+    if args.format == "html" or plot_fmt:
+        from archspec.analysis.plots import madds_plot, timeline_plot
+
+        series = [(plan_label(p), plan_steps(p)) for p in memory.timeline_plans()]
+        title = f"{graph.name}: activation memory per step (Eq. 1, {args.activation_dtype})"
+        if args.format == "html":
+            plots["timeline"] = timeline_plot(series, "svg", title)
+            plots["madds"] = madds_plot(data["layers"], "svg")
+        if plot_fmt:
+            plot = timeline_plot(series, plot_fmt, title)
     if args.format == "json":
         text = render_json(data)
+    elif args.format == "html":
+        from archspec.analysis.html import render_html
+
+        text = render_html(data, plots)
     else:
         text = render_text(data, markdown=args.format == "markdown")
     _emit_text(text, args.output)
+    if plot_fmt:
+        write_file(args.plot, plot)
     return 0
 
 
@@ -99,9 +170,43 @@ def build_parser() -> argparse.ArgumentParser:
     _add_spec_args(p)
     p.add_argument(
         "--format",
-        choices=("text", "markdown", "json"),
+        choices=("text", "markdown", "json", "html"),
         default="text",
-        help="output format (default: text)",
+        help="output format (default: text; html is one self-contained file with plots)",
+    )
+    p.add_argument(
+        "--activation-dtype",
+        choices=("float32", "float16", "int8"),
+        default="float32",
+        help="bytes per activation element: 4, 2 or 1 (default: float32)",
+    )
+    p.add_argument(
+        "--memory-mode",
+        choices=("op", "fused"),
+        default="op",
+        help="op: one op per graph node; fused: each bottleneck block is one op with a "
+        "disposable inner tensor (paper §5.1) (default: op)",
+    )
+    p.add_argument(
+        "--split",
+        type=_split_arg,
+        default=None,
+        metavar="T|n",
+        help="fused mode: process the expansion channels in T groups of ceil(n/T) channels; "
+        "n keeps one channel (default: 1)",
+    )
+    p.add_argument(
+        "--first-layer-trick",
+        dest="trick",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="fused mode: fuse the stem conv with the first t=1 block, split over the stem's "
+        "output channels (default: on)",
+    )
+    p.add_argument(
+        "--plot",
+        metavar="FILE",
+        help="also write the memory timeline plot here (.png or .svg)",
     )
     p.add_argument(
         "--profile",

@@ -715,7 +715,7 @@ def memory_sections(memory: Mapping[str, Any]) -> list[Section]:
     """The report's memory object as titled tables, shared by every report format."""
     m = memory
     model = (
-        "op mode (one op per graph node)"
+        "op mode"
         if m["mode"] == "op"
         else f"fused mode, split {m['split']}, first-layer trick "
         f"{'on' if m['first_layer_trick'] else 'off'}"
@@ -821,7 +821,7 @@ def memory_sections(memory: Mapping[str, Any]) -> list[Section]:
         for r in rows:
             h, w = r["resolution"]
             cells = [
-                f"{h}²" if h == w else f"{h}×{w}",
+                f"{h}×{w}",
                 r["tensor"],
                 _n(r["channels"]),
                 _n(r["bytes"]),

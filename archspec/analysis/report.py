@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from archspec.analysis.cost import CostReport
+from archspec.analysis.memory import memory_sections
 from archspec.graph import Graph
 
 TABLE2_FIELDS = ("t", "c", "n", "s")
@@ -130,9 +131,14 @@ def _memory_column(data: dict) -> dict[str, str]:
     if not memory or "steps" not in memory:
         return {}
     peak = memory.get("peak_step")
-    return {
-        s["op"]: f"{s['bytes']:,}" + (" ◀ peak" if s["op"] == peak else "") for s in memory["steps"]
-    }
+    column = {}
+    for s in memory["steps"]:
+        # A fused op (a whole block) shows its step on each of its nodes' rows, named.
+        nodes = s.get("nodes") or [s["op"]]
+        tag = f" [{s['op']}]" if len(nodes) > 1 or nodes[0] != s["op"] else ""
+        for node in nodes:
+            column[node] = f"{s['bytes']:,}{tag}" + (" ◀ peak" if s["op"] == peak else "")
+    return column
 
 
 def render_text(data: dict, markdown: bool = False) -> str:
@@ -197,6 +203,12 @@ def render_text(data: dict, markdown: bool = False) -> str:
         ["Keras count_params (+ BN moving stats)", _cell(data["keras_count_params"])],
     ]
     out.append(_table(["Quantity", "Value"], totals, markdown))
+    if data.get("memory"):
+        for section in memory_sections(data["memory"]):
+            out += ["", f"{h2}{section.title}", ""]
+            out += [*section.lines]
+            if section.headers:
+                out += ["", _table(section.headers, section.rows, markdown)]
     memory_text = data.get("memory_text")
     if memory_text:
         out.append("")
