@@ -148,6 +148,7 @@ def test_fused_workspace_literal_values(mnv2):
     # block1 (t = 6, 16 -> 24, s = 2): 96 expansion channels at 112², depthwise out at 56².
     f = {x.name: x for x in fused_ops(mnv2, "fused", 4)}["block1"]
     assert (f.group_channels, f.groups, f.workspace_elems) == (24, 4, 24 * 112 * 112 + 24 * 56**2)
+    assert f.workspace_parts == (("block1_expand", 24 * 112 * 112), ("block1_dw", 24 * 56**2))
     # Without the trick, block0 (t = 1) keeps only its depthwise group; the stem is an op.
     g = {x.name: x for x in fused_ops(mnv2, "fused", 2, first_layer_trick=False)}
     assert g["block0"].workspace_elems == 16 * 112 * 112

@@ -92,6 +92,9 @@ class FusedOp:
         group_channels: fused kinds: channels per split group, ``ceil(hidden / split)``.
         groups: fused kinds: number of groups, ``ceil(hidden / group_channels)``.
         workspace_elems: elements of workspace (the design's §4 rule); 0 for kind ``"op"``.
+        workspace_parts: how the workspace is laid out, in order: (graph node whose one
+            group of channels lives there, elements), i.e. the expansion (or stem) group at
+            its resolution, then the depthwise group; empty for kind ``"op"``.
     """
 
     name: str
@@ -102,6 +105,7 @@ class FusedOp:
     group_channels: int | None
     groups: int | None
     workspace_elems: int
+    workspace_parts: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -271,8 +275,12 @@ def fused_ops(
         expand = stem if stem is not None else _role(graph, block, "expand")
         hidden = expand.shape.c if expand is not None else dw.shape.c
         group, groups = _group(hidden, split)
-        ws = group * _area(dw) + (group * _area(expand) if expand is not None else 0)
-        out.append(FusedOp(name, kind, members, tuple(reads), block.output, group, groups, ws))
+        parts = ((expand.name, group * _area(expand)),) if expand is not None else ()
+        parts += ((dw.name, group * _area(dw)),)
+        ws = sum(n for _, n in parts)
+        out.append(
+            FusedOp(name, kind, members, tuple(reads), block.output, group, groups, ws, parts)
+        )
     return tuple(out)
 
 
@@ -542,6 +550,9 @@ def plan_steps(plan: MemoryPlan) -> list[dict]:
                 "kind": f.kind,
                 "nodes": list(f.nodes),
                 "workspace_bytes": f.workspace_elems * plan.dtype_bytes,
+                "workspace_parts": [
+                    {"node": node, "bytes": n * plan.dtype_bytes} for node, n in f.workspace_parts
+                ],
                 "group_channels": f.group_channels,
                 "groups": f.groups,
             }
