@@ -395,3 +395,16 @@ def test_memory_json_contract_and_determinism(mnv2):
     assert data["table3_max_bytes"] == 401_408
     again = memory_json(plan_memory(mnv2, mode="fused", split=2, dtype="float16"), mnv2)
     assert json.dumps(data) == json.dumps(again)
+
+
+def test_analyze_memory_compares_every_model(mnv2):
+    from archspec.analysis.memory import analyze_memory, plan_label
+
+    result = analyze_memory(mnv2, mode="fused", split=2, dtype="float16")
+    plans = result.timeline_plans()
+    assert [plan_label(p) for p in plans] == ["op mode"] + [
+        f"fused, split {s}" for s in DEFAULT_SPLITS
+    ]
+    assert plans[2] is result.plan and result.op_plan.mode == "op"
+    assert result.data["op_mode_peak_bytes"] == 3_010_560
+    assert result.data["peak_bytes"] == result.plan.peak_bytes

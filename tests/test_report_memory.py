@@ -204,3 +204,18 @@ def test_plot_into_missing_folder_is_bad_input(tmp_path, capsys):
     assert main(["report", MNV2, "-o", str(out), "--plot", str(tmp_path / "no" / "t.svg")]) == 2
     assert not out.exists()
     assert "--plot" in capsys.readouterr().err
+
+
+def test_plot_functions_are_deterministic_and_refuse_other_formats():
+    from archspec.analysis.plots import madds_plot, timeline_plot
+
+    series = [
+        ("op mode", [{"op": "a", "bytes": 10}, {"op": "b", "bytes": 30}]),
+        ("fused", [{"op": "ab", "bytes": 20, "nodes": ["a", "b"]}]),
+    ]
+    one, two = timeline_plot(series, "svg"), timeline_plot(series, "svg")
+    assert one == two and b"peak 30 B at b" in one and b"peak 20 B at ab" in one
+    layers = [{"name": "c", "madds": 5, "terms": {"conv": 5}}, {"name": "p", "madds": 0}]
+    assert madds_plot(layers, "png") == madds_plot(layers, "png")
+    with pytest.raises(ValueError, match="format"):
+        timeline_plot(series, "pdf")

@@ -677,11 +677,16 @@ def analyze_memory(
     first_layer_trick: bool = True,
     splits: Sequence[int | str] = DEFAULT_SPLITS,
     time_limit: float | None = 10.0,
+    compare_time_limit: float | None = 2.0,
     progress: Callable[[str], None] | None = None,
 ) -> MemoryAnalysis:
-    """Plan `graph` under the chosen model and under op mode and every fused split."""
+    """Plan `graph` under the chosen model and under op mode and every fused split.
 
-    def run(m: str, s: int | str) -> MemoryPlan:
+    The chosen model's search gets `time_limit` seconds, each comparison plan
+    `compare_time_limit` (each plan says whether its order is proven optimal).
+    """
+
+    def run(m: str, s: int | str, limit: float | None) -> MemoryPlan:
         if progress is not None:
             progress(f"{m} {s}" if m == "fused" else m)
         return plan_memory(
@@ -690,12 +695,15 @@ def analyze_memory(
             split=s,
             dtype=dtype,
             first_layer_trick=first_layer_trick,
-            time_limit=time_limit,
+            time_limit=limit,
         )
 
-    plan = run(mode, split)
-    op_plan = plan if mode == "op" else run("op", 1)
-    fused = tuple(plan if mode == "fused" and plan.split == s else run("fused", s) for s in splits)
+    plan = run(mode, split, time_limit)
+    op_plan = plan if mode == "op" else run("op", 1, compare_time_limit)
+    fused = tuple(
+        plan if mode == "fused" and plan.split == s else run("fused", s, compare_time_limit)
+        for s in splits
+    )
     tradeoff = split_tradeoff(
         graph, dtype, splits, first_layer_trick, plans=fused, op_peak=op_plan.peak_bytes
     )
