@@ -143,6 +143,13 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_variants(args: argparse.Namespace) -> int:
+    """Generate, measure, filter and rank the variants of a search space."""
+    from archspec.variants import run_cli
+
+    return run_cli(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser (every sub-command's --help comes from here)."""
     parser = argparse.ArgumentParser(
@@ -225,6 +232,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
     p.set_defaults(handler=cmd_schema)
+
+    from archspec.variants import add_cli_arguments
+
+    p = sub.add_parser(
+        "variants",
+        help="sweep a search space: resolved specs, costs, memory, filter, Pareto front",
+        description="Generate the variants of a search space (grid or random sample), measure "
+        "each (MAdds, params, op and fused peak memory), keep those satisfying --where, mark the "
+        "Pareto front of two metrics, and write a manifest (JSON Lines, optionally CSV) with one "
+        "resolved spec per variant.",
+    )
+    add_cli_arguments(p)
+    p.set_defaults(handler=cmd_variants)
     return parser
 
 
