@@ -19,6 +19,12 @@ def _safe_relative(rel: str) -> PurePosixPath:
     return path
 
 
+def _default_mode() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def write_file(path: str | os.PathLike[str], data: str | bytes) -> None:
     """Write one file atomically: a temporary file beside it, then rename over the target."""
     target = Path(path)
@@ -30,6 +36,7 @@ def write_file(path: str | os.PathLike[str], data: str | bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(payload)
+        os.chmod(tmp, _default_mode())  # mkstemp makes 0600; give the usual umask-based mode
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -4,6 +4,7 @@ and never leaves its folder."""
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 
 import numpy as np
@@ -119,4 +120,7 @@ def test_write_file_replaces_whole(tmp_path):
     target.write_text("old report")
     write_file(target, "new")
     assert target.read_text() == "new"
+    mask = os.umask(0)
+    os.umask(mask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~mask
     assert [p.name for p in tmp_path.iterdir()] == ["r.txt"]
