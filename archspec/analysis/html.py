@@ -10,7 +10,7 @@ from html import escape
 from typing import Any
 
 from archspec.analysis.memory import Section, memory_sections
-from archspec.analysis.report import TABLE2_FIELDS, _cell, _memory_column, _shape_text
+from archspec.analysis.report import TABLE2_FIELDS, format_cell, memory_column, shape_text
 
 _CSS = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 72em; color: #222; }
@@ -72,7 +72,7 @@ def render_html(data: Mapping[str, Any], plots: Mapping[str, bytes | str]) -> st
         "</head>",
         "<body>",
         f"<h1>{name}</h1>",
-        f"<p>input {escape(_shape_text(data['input_shape']))}, width multiplier "
+        f"<p>input {escape(shape_text(data['input_shape']))}, width multiplier "
         f"{escape(str(data['width_multiplier']))}, {data['num_classes']} classes, counting "
         f"profile <code>{escape(str(data['profile']))}</code>: {data['madds']:,} MAdds, "
         f"{data['params']:,} params.</p>",
@@ -80,16 +80,18 @@ def render_html(data: Mapping[str, Any], plots: Mapping[str, bytes | str]) -> st
     ]
     rows = [
         [
-            _shape_text(r["input_shape"]),
+            shape_text(r["input_shape"]),
             f"{r['op']} ({r['spec_name']})" if r.get("spec_name") else r["op"],
-            *(_cell(r[k]) for k in TABLE2_FIELDS),
-            _shape_text(r["output_shape"]),
-            _cell(r["madds"]),
-            _cell(r["params"]),
+            *(format_cell(r[k]) for k in TABLE2_FIELDS),
+            shape_text(r["output_shape"]),
+            format_cell(r["madds"]),
+            format_cell(r["params"]),
         ]
         for r in data["rows"]
     ]
-    rows.append(["total", "", "", "", "", "", "", _cell(data["madds"]), _cell(data["params"])])
+    rows.append(
+        ["total", "", "", "", "", "", "", format_cell(data["madds"]), format_cell(data["params"])]
+    )
     out.append(_table(["Input", "Operator", "t", "c", "n", "s", "Output", "MAdds", "Params"], rows))
 
     memory = data.get("memory")
@@ -110,7 +112,7 @@ def render_html(data: Mapping[str, Any], plots: Mapping[str, bytes | str]) -> st
         out.append("<figure>" + _svg(plots["madds"]) + "</figure>")
 
     out.append("<h2>Layers (one row per graph op)</h2>")
-    memcol = _memory_column(dict(data))
+    memcol = memory_column(dict(data))
     headers = ["Layer", "Op", "Output", "MAdds", "Params", "Params+BN"]
     if memcol:
         headers.append("Memory (bytes)")
@@ -119,10 +121,10 @@ def render_html(data: Mapping[str, Any], plots: Mapping[str, bytes | str]) -> st
         cells = [
             x["name"],
             x["op"] + (f" ({x['role']})" if x["role"] else ""),
-            _shape_text(x["output_shape"]),
-            _cell(x["madds"]),
-            _cell(x["params"]),
-            _cell(x["params_with_bn"]),
+            shape_text(x["output_shape"]),
+            format_cell(x["madds"]),
+            format_cell(x["params"]),
+            format_cell(x["params_with_bn"]),
         ]
         if memcol:
             cells.append(memcol.get(x["name"], "-"))

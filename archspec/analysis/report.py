@@ -89,16 +89,18 @@ def report_data(graph: Graph, cost: CostReport, memory: dict[str, Any] | None = 
     return data
 
 
-def _shape_text(shape: Sequence[Any]) -> str:
+def shape_text(shape: Sequence[Any]) -> str:
+    """A shape [h, w, c] (or a list of them) as the paper writes it: 112²×32."""
     if not shape:
         return "-"
     if isinstance(shape[0], list):
-        return " + ".join(_shape_text(s) for s in shape)
+        return " + ".join(shape_text(s) for s in shape)
     h, w, c = shape
     return f"{h}²×{c}" if h == w else f"{h}×{w}×{c}"
 
 
-def _cell(value: Any) -> str:
+def format_cell(value: Any) -> str:
+    """A table cell: thousands separators for ints, '-' for None."""
     if value is None:
         return "-"
     if isinstance(value, int):
@@ -126,7 +128,8 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], markdown: bool
     return "\n".join([fmt(headers), "  ".join("-" * w for w in widths), *(fmt(r) for r in rows)])
 
 
-def _memory_column(data: dict) -> dict[str, str]:
+def memory_column(data: dict) -> dict[str, str]:
+    """Per-layer memory cells (the peak marked) from the report's memory steps."""
     memory = data.get("memory")
     if not memory or "steps" not in memory:
         return {}
@@ -149,7 +152,7 @@ def render_text(data: dict, markdown: bool = False) -> str:
     out.append(f"{h1}{data['name']}")
     out.append("")
     out.append(
-        f"input {_shape_text(data['input_shape'])}, width multiplier "
+        f"input {shape_text(data['input_shape'])}, width multiplier "
         f"{data['width_multiplier']}, {data['num_classes']} classes, counting profile "
         f"`{data['profile']}`"
     )
@@ -159,21 +162,23 @@ def render_text(data: dict, markdown: bool = False) -> str:
     headers = ["Input", "Operator", "t", "c", "n", "s", "Output", "MAdds", "Params"]
     rows = [
         [
-            _shape_text(r["input_shape"]),
+            shape_text(r["input_shape"]),
             f"{r['op']} ({r['spec_name']})" if r["spec_name"] else r["op"],
-            *(_cell(r[k]) for k in TABLE2_FIELDS),
-            _shape_text(r["output_shape"]),
-            _cell(r["madds"]),
-            _cell(r["params"]),
+            *(format_cell(r[k]) for k in TABLE2_FIELDS),
+            shape_text(r["output_shape"]),
+            format_cell(r["madds"]),
+            format_cell(r["params"]),
         ]
         for r in data["rows"]
     ]
-    rows.append(["total", "", "", "", "", "", "", _cell(data["madds"]), _cell(data["params"])])
+    rows.append(
+        ["total", "", "", "", "", "", "", format_cell(data["madds"]), format_cell(data["params"])]
+    )
     out.append(_table(headers, rows, markdown))
     out.append("")
     out.append(f"{h2}Layers (one row per graph op)")
     out.append("")
-    memcol = _memory_column(data)
+    memcol = memory_column(data)
     headers = ["Layer", "Op", "Output", "MAdds", "Params", "Params+BN"]
     if memcol:
         headers.append("Memory (bytes)")
@@ -182,10 +187,10 @@ def render_text(data: dict, markdown: bool = False) -> str:
         cells = [
             x["name"],
             x["op"] + (f" ({x['role']})" if x["role"] else ""),
-            _shape_text(x["output_shape"]),
-            _cell(x["madds"]),
-            _cell(x["params"]),
-            _cell(x["params_with_bn"]),
+            shape_text(x["output_shape"]),
+            format_cell(x["madds"]),
+            format_cell(x["params"]),
+            format_cell(x["params_with_bn"]),
         ]
         if memcol:
             cells.append(memcol.get(x["name"], "-"))
@@ -195,12 +200,12 @@ def render_text(data: dict, markdown: bool = False) -> str:
     out.append(f"{h2}Totals")
     out.append("")
     totals = [
-        ["MAdds", _cell(data["madds"])],
-        ["FLOPs (2 × MAdds)", _cell(data["flops"])],
-        *[[f"  {k} MAdds", _cell(v)] for k, v in data["madds_breakdown"].items()],
-        ["params (deployed: conv/FC weights + FC bias)", _cell(data["params"])],
-        ["params_with_bn (+ BatchNorm γ, β; PyTorch)", _cell(data["params_with_bn"])],
-        ["Keras count_params (+ BN moving stats)", _cell(data["keras_count_params"])],
+        ["MAdds", format_cell(data["madds"])],
+        ["FLOPs (2 × MAdds)", format_cell(data["flops"])],
+        *[[f"  {k} MAdds", format_cell(v)] for k, v in data["madds_breakdown"].items()],
+        ["params (deployed: conv/FC weights + FC bias)", format_cell(data["params"])],
+        ["params_with_bn (+ BatchNorm γ, β; PyTorch)", format_cell(data["params_with_bn"])],
+        ["Keras count_params (+ BN moving stats)", format_cell(data["keras_count_params"])],
     ]
     out.append(_table(["Quantity", "Value"], totals, markdown))
     if data.get("memory"):
