@@ -85,7 +85,7 @@ from archspec.spec import (
     spec_from_node,
     spec_to_dict,
 )
-from archspec.where import Condition, constraint_values, parse
+from archspec.where import Condition, constraint_keys, constraint_values, parse
 from archspec.yamlsrc import Node, load_yaml, read_yaml_file
 
 METRICS = ("madds", "params", "params_with_bn", "peak_bytes_op", "peak_bytes_fused")
@@ -927,9 +927,12 @@ class Space:
         """The Spec for a parameter dict (see `point_from_params`)."""
         return self.variant(self.point_from_params(params)).spec
 
-    def record(self, trial: Any, spec: Spec) -> dict[str, Any]:
+    def record(
+        self, trial: Any, spec: Spec, constraints: Constraints | None = None
+    ) -> dict[str, Any]:
         """Measure `spec` and store the metrics on an Optuna trial (`trial.set_user_attr`, one
-        attribute per metric, plus `archspec_id`). An illegal spec stores its reason in
+        attribute per metric, plus `archspec_id`); with `constraints`, also set each constraint
+        value with `trial.set_constraint` (Optuna ≥ 5). An illegal spec stores its reason in
         `archspec_illegal` and raises `optuna.TrialPruned`."""
         try:
             metrics = self.metrics(spec)
@@ -941,13 +944,21 @@ class Space:
         trial.set_user_attr("archspec_id", spec.name.rsplit("-", 1)[-1])
         for key, value in metrics.items():
             trial.set_user_attr(key, value)
+        if constraints is not None:
+            point = self.point_from_params(trial.params)
+            values = constraints.values({**self.choices_of(point), **metrics})
+            for key, value in zip(constraints.keys, values, strict=True):
+                trial.set_constraint(key, value)
         return metrics
 
     def constraints(self, condition: str | None = None, **upper_bounds: float) -> Constraints:
-        """Optuna `constraints_func` from `and`-joined comparisons and/or `metric=upper bound`
-        keywords, e.g. `space.constraints("peak_bytes_fused <= 512e3", madds=300e6)`.
-        Values ≤ 0 are feasible. Reads the metrics `record` stored on the trial (or measures
-        the trial's parameters when it has none)."""
+        """Constraints from `and`-joined comparisons and/or `metric=upper bound` keywords, e.g.
+        `space.constraints("peak_bytes_fused <= 512e3", madds=300e6)`; values ≤ 0 are feasible.
+
+        Two ways to give them to Optuna: pass them to `record(trial, spec, constraints)`, which
+        calls `trial.set_constraint` (Optuna ≥ 5), or use the object as a sampler's
+        `constraints_func` (older Optuna): it reads the metrics `record` stored on the trial,
+        or measures the trial's parameters when it has none."""
         parts = [condition] if condition else []
         names = self.metric_names()
         for key, bound in upper_bounds.items():
@@ -1005,7 +1016,12 @@ class Constraints:
     @property
     def count(self) -> int:
         """How many values the function returns."""
-        return sum(len(ops) for _, _, ops, _ in self.condition.comparisons())
+        return len(self.keys)
+
+    @property
+    def keys(self) -> list[str]:
+        """A name per value, e.g. `peak_bytes_fused <= 48000` (for `trial.set_constraint`)."""
+        return constraint_keys(self.condition)
 
 
 def _choice_factory(plain: bool) -> Callable[[list[Any]], Any]:

@@ -414,6 +414,40 @@ def evaluate_number(node: tuple, metrics: Mapping[str, float]) -> float:
     return float(_eval(node, metrics))
 
 
+def render(node: tuple) -> str:
+    """A parsed (sub-)tree as text again, fully parenthesised where precedence needs it."""
+    tag = node[0]
+    if tag == "num":
+        value = node[1]
+        return repr(int(value)) if value.is_integer() and abs(value) < 1e16 else repr(value)
+    if tag == "name":
+        return node[1]
+    if tag == "neg":
+        inner = render(node[1])
+        return f"-{inner}" if node[1][0] in ("num", "name", "neg") else f"-({inner})"
+    if tag == "arith":
+        _, op, a, b, _col = node
+        return f"({render(a)} {op} {render(b)})"
+    if tag == "cmp":
+        _, operands, ops, _cols = node
+        parts = [render(operands[0])]
+        for op, operand in zip(ops, operands[1:], strict=True):
+            parts += [op, render(operand)]
+        return " ".join(parts)
+    if tag == "not":
+        return f"not ({render(node[1])})"
+    return f"({render(node[1])}) {tag} ({render(node[2])})"
+
+
+def constraint_keys(condition: Condition) -> list[str]:
+    """A readable name per value of `constraint_values` (one per comparison link)."""
+    keys = []
+    for _, operands, ops, _cols in condition.comparisons():
+        for i, op in enumerate(ops):
+            keys.append(f"{render(operands[i])} {op} {render(operands[i + 1])}")
+    return keys
+
+
 def constraint_values(condition: Condition, metrics: Mapping[str, float]) -> list[float]:
     """Optuna-style constraint values of an `and` of comparisons: ≤ 0 means satisfied.
 

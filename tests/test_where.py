@@ -10,7 +10,7 @@ import random
 import pytest
 
 from archspec.errors import SpecError
-from archspec.where import constraint_values, parse, tokenize
+from archspec.where import constraint_keys, constraint_values, parse, tokenize
 
 NAMES = ("madds", "params", "peak_bytes_fused", "stem.c_scale")
 METRICS = {"madds": 250e6, "params": 3.4e6, "peak_bytes_fused": 400e3, "stem.c_scale": 0.75}
@@ -166,3 +166,16 @@ def test_constraint_values() -> None:
         parse("madds < 1 or params < 1", NAMES).comparisons()
     with pytest.raises(SpecError, match="!="):
         constraint_values(parse("madds != 1", NAMES), METRICS)
+
+
+def test_constraint_keys_render_each_comparison() -> None:
+    cond = parse("madds <= 300e6 and (1 < params < 3.5e6) and -peak_bytes_fused / 2 > -1e3", NAMES)
+    assert constraint_keys(cond) == [
+        "madds <= 300000000",
+        "1 < params",
+        "params < 3500000",
+        "(-peak_bytes_fused / 2) > -1000",
+    ]
+    # rendering is faithful: the rendered text parses to the same values
+    again = parse(" and ".join(constraint_keys(cond)), NAMES)
+    assert constraint_values(again, METRICS) == constraint_values(cond, METRICS)
