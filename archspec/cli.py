@@ -143,6 +143,66 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def _nonnegative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = _nonnegative(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    """Generate a target's files and the canonical weights file, written as one unit."""
+    from archspec.names import spec_identifier
+    from archspec.output import write_tree
+    from archspec.verify import resolve_weights, target_files
+
+    graph = lower(load_spec(args.spec, args.overrides))
+    weights = resolve_weights(graph, args.weights, args.seed)
+    options = {} if args.split is None else {"split": args.split}
+    files = target_files(graph, args.target, weights, **options)
+    out = Path(args.output or Path("out") / spec_identifier(graph.name) / args.target)
+    write_tree(out, files)
+    print(f"{graph.name}: wrote {args.target} to {out}/: {', '.join(sorted(files))}")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    """Build every available target, run all on one input, compare; 1 above the tolerance."""
+    from archspec.verify import render_result, resolve_weights, verify
+
+    graph = lower(load_spec(args.spec, args.overrides))
+    weights = resolve_weights(graph, args.weights, args.seed)
+    result = verify(
+        graph,
+        weights,
+        tolerance=args.tolerance,
+        batch=args.batch,
+        input_seed=0 if args.seed is None else args.seed,
+    )
+    sys.stdout.write(render_result(result))
+    return 0 if result.passed else 1
+
+
 def cmd_variants(args: argparse.Namespace) -> int:
     """Generate, measure, filter and rank the variants of a search space."""
     from archspec.variants import run_cli
@@ -232,6 +292,73 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
     p.set_defaults(handler=cmd_schema)
+
+    p = sub.add_parser(
+        "build",
+        help="generate a runnable model (PyTorch, Keras, ONNX or C) and its weights file",
+        description="Generate a target's files plus the canonical weights.npz beside them. "
+        "Without --weights or --seed the weights are the deterministic seed-0 initialisation.",
+    )
+    _add_spec_args(p)
+    p.add_argument(
+        "--target",
+        required=True,
+        choices=("pytorch", "keras", "onnx", "c"),
+        help="what to generate",
+    )
+    p.add_argument(
+        "-o", "--output", metavar="DIR", help="output folder (default: out/<spec name>/<target>)"
+    )
+    source = p.add_mutually_exclusive_group()
+    source.add_argument(
+        "--seed",
+        type=_nonnegative,
+        default=None,
+        metavar="N",
+        help="initialise the weights deterministically from N (default: 0)",
+    )
+    source.add_argument(
+        "--weights",
+        metavar="FILE.npz",
+        help="canonical weights file (arrays keyed <node>.<weight>)",
+    )
+    p.add_argument(
+        "--split",
+        type=_split_arg,
+        default=None,
+        metavar="T|n",
+        help="c target: process each block's expansion in T channel groups; n keeps one channel",
+    )
+    p.set_defaults(handler=cmd_build)
+
+    p = sub.add_parser(
+        "verify",
+        help="build every available target and check they compute the same function",
+        description="Build PyTorch, Keras (torch backend) and ONNX (ONNX Runtime) with the same "
+        "weights (random BatchNorm statistics included), run them and the numpy reference on "
+        "one random input in inference mode, and print the largest difference of every pair. "
+        "Exit status 1 when one exceeds the tolerance.",
+    )
+    _add_spec_args(p)
+    source = p.add_mutually_exclusive_group()
+    source.add_argument(
+        "--seed",
+        type=_nonnegative,
+        default=None,
+        metavar="N",
+        help="weights and input seed (default: 0)",
+    )
+    source.add_argument("--weights", metavar="FILE.npz", help="canonical weights file")
+    p.add_argument(
+        "--tolerance",
+        type=_positive_float,
+        default=1e-4,
+        help="largest allowed max|a-b| / max(1, max|reference|) (default: 1e-4)",
+    )
+    p.add_argument(
+        "--batch", type=_positive_int, default=2, metavar="N", help="input batch size (default: 2)"
+    )
+    p.set_defaults(handler=cmd_verify)
 
     from archspec.variants import add_cli_arguments
 

@@ -1,0 +1,242 @@
+"""The PyTorch target: one standalone, readable module per spec.
+
+The module defines `build_model(weights=None)`, which returns a `torch.nn.Module` in eval mode.
+Every conv node becomes a `Conv2d(bias=False)` + `BatchNorm2d` (+ activation) submodule named
+after the node, registered in graph order, so the state dict lines up with torchvision's
+MobileNetV2 tensor for tensor. Input: float32 NCHW; a classifier (fc) output is (N, classes),
+every other output NCHW; several graph outputs come back as a tuple in `graph.outputs` order.
+
+What the templates get is computed here (padding, channel counts, layouts); the templates in
+`templates/pytorch/` only format it. The weights are not part of the module: `build_model`
+loads the canonical `.npz` the CLI writes next to it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import jinja2
+import numpy as np
+
+from archspec import __version__
+from archspec.errors import SpecError
+from archspec.graph import GNode, Graph
+from archspec.names import spec_identifier
+
+LINE_LENGTH = 100
+INDENT = "    "
+ACT_MODULES = {"relu": "nn.ReLU(inplace=True)", "relu6": "nn.ReLU6(inplace=True)"}
+ACT_FUNCTIONS = {"relu": "torch.relu", "relu6": "torch.nn.functional.relu6"}
+# Attributes of torch.nn.Module (torch 2.x): a submodule of one of these names would be hidden
+# behind the method (`self.train` stays the method), so such node names are refused.
+# tests/test_target_pytorch.py checks this list against the installed torch.
+MODULE_ATTRIBUTES = frozenset(
+    [
+        "T_destination",
+        "add_module",
+        "apply",
+        "bfloat16",
+        "buffers",
+        "call_super_init",
+        "children",
+        "compile",
+        "cpu",
+        "cuda",
+        "double",
+        "dump_patches",
+        "eval",
+        "extra_repr",
+        "float",
+        "forward",
+        "get_buffer",
+        "get_extra_state",
+        "get_parameter",
+        "get_submodule",
+        "half",
+        "ipu",
+        "load_state_dict",
+        "modules",
+        "mtia",
+        "named_buffers",
+        "named_children",
+        "named_modules",
+        "named_parameters",
+        "parameters",
+        "register_backward_hook",
+        "register_buffer",
+        "register_forward_hook",
+        "register_forward_pre_hook",
+        "register_full_backward_hook",
+        "register_full_backward_pre_hook",
+        "register_load_state_dict_post_hook",
+        "register_load_state_dict_pre_hook",
+        "register_module",
+        "register_parameter",
+        "register_state_dict_post_hook",
+        "register_state_dict_pre_hook",
+        "requires_grad_",
+        "set_extra_state",
+        "set_submodule",
+        "share_memory",
+        "state_dict",
+        "to",
+        "to_empty",
+        "train",
+        "training",
+        "type",
+        "xpu",
+        "zero_grad",
+    ]
+)
+
+
+def flat_tensors(graph: Graph) -> frozenset[str]:
+    """Tensors that targets hold as (N, C) rather than (N, C, 1, 1): fc outputs, and sums or
+    concatenations of nothing but fc outputs. Spatial consumers unflatten them."""
+    flat: set[str] = set()
+    for node in graph.ops():
+        merging = node.op in ("add", "concat") and all(i in flat for i in node.inputs)
+        if node.op == "fc" or merging:
+            flat.add(node.name)
+    return frozenset(flat)
+
+
+def reject_options(target: str, options: Mapping[str, Any]) -> None:
+    """A build option meant for another target is a user error, not something to ignore."""
+    for key in options:
+        raise SpecError(
+            f"option --{key} does not apply to the {target} target",
+            None,
+            f"--{key}",
+            "--split is an option of the c target",
+        )
+
+
+def check_names(graph: Graph) -> None:
+    """Refuse node names that torch.nn.Module already uses for its own attributes."""
+    for node in graph.ops():
+        if node.name in MODULE_ATTRIBUTES:
+            row = f"layers[{node.row}].name"
+            raise SpecError(
+                f"{node.name!r} cannot name a PyTorch submodule: torch.nn.Module has an "
+                "attribute of that name",
+                node.loc,
+                row,
+                "rename the row",
+            )
+
+
+def wrap_call(indent: int, head: str, args: list[str], tail: str = ")") -> str:
+    """`head(args)` at `indent` levels, split the way ruff format splits a call that is too long:
+    first the arguments on one line of their own, then one argument per line with a magic
+    trailing comma."""
+    pad = INDENT * indent
+    one = f"{pad}{head}{', '.join(args)}{tail}"
+    if len(one) <= LINE_LENGTH:
+        return one
+    inner = f"{pad}{INDENT}{', '.join(args)}"
+    if len(inner) <= LINE_LENGTH and len(args) == 1:
+        return f"{pad}{head}\n{inner}\n{pad}{tail}"
+    body = "".join(f"{pad}{INDENT}{a},\n" for a in args)
+    return f"{pad}{head}\n{body}{pad}{tail}"
+
+
+def _docstring_lines(text: str) -> list[str]:
+    """Free text made safe for a docstring (no escapes, no closing quotes), wrapped to width."""
+    import textwrap
+
+    clean = text.replace("\\", "/").replace('"""', "'''").strip()
+    if not clean:
+        return []
+    return textwrap.wrap(" ".join(clean.split()), LINE_LENGTH - 4)
+
+
+def _shape_text(graph: Graph, name: str, flat: frozenset[str]) -> str:
+    shape = graph.node(name).shape
+    if name in flat:
+        return f"(N, {shape.c})"
+    return f"(N, {shape.c}, {shape.h}, {shape.w})"
+
+
+def _arg(name: str, flat: frozenset[str], want_flat: bool) -> str:
+    """The expression that feeds tensor `name` to a consumer in the layout it wants."""
+    if want_flat and name not in flat:
+        return f"torch.flatten({name}, 1)"
+    if not want_flat and name in flat:
+        return f"{name}[:, :, None, None]"
+    return name
+
+
+def _node_context(graph: Graph, node: GNode, flat: frozenset[str]) -> dict[str, Any]:
+    """Everything a fragment needs about one node, as plain values."""
+    a = node.attrs
+    want_flat = node.op == "fc" or node.name in flat
+    ctx: dict[str, Any] = {
+        "name": node.name,
+        "op": node.op,
+        "args": [_arg(i, flat, want_flat) for i in node.inputs],
+        "shape": node.shape,
+        "act": a.get("act", "linear"),
+        "act_module": ACT_MODULES.get(a.get("act", "linear"), "nn.Identity()"),
+        "act_function": ACT_FUNCTIONS.get(a.get("act", "linear")),
+    }
+    if node.op == "conv2d":
+        c_in = graph.input_shapes(node)[0].c
+        ctx.update(
+            c_in=c_in,
+            c_out=a["c_out"],
+            k=a["k"],
+            s=a["s"],
+            padding=a["dilation"] * (a["k"] - 1) // 2,
+            dilation=a["dilation"],
+            groups=a["groups"],
+            bias=a["bias"],
+            bn=a["bn"],
+            eps=a["bn_eps"],
+        )
+    elif node.op == "fc":
+        ctx.update(c_in=graph.input_shapes(node)[0].c, c_out=a["c_out"], bias=a["bias"])
+    elif node.op == "avgpool":
+        ctx.update(is_global=a["global"], k=a["k"], s=a["s"])
+    elif node.op == "upsample":
+        ctx.update(h=a["h"], w=a["w"], mode=a["mode"])
+    return ctx
+
+
+def module_context(graph: Graph, source: str = "") -> dict[str, Any]:
+    """The context of `templates/pytorch/module.py.j2`."""
+    flat = flat_tensors(graph)
+    inp = graph.input.shape
+    outputs = list(graph.outputs)
+    return {
+        "version": __version__,
+        "spec_name": graph.name,
+        "source": source,
+        "description": _docstring_lines(graph.spec.description),
+        "input_shape": (inp.c, inp.h, inp.w),
+        "outputs": outputs,
+        "output_shapes": [(o, _shape_text(graph, o, flat)) for o in outputs],
+        "nodes": [_node_context(graph, n, flat) for n in graph.ops()],
+        "ops": sorted({n.op for n in graph.ops()}),
+        "wrap": wrap_call,
+    }
+
+
+def render_module(graph: Graph, env: jinja2.Environment) -> str:
+    """The generated Python module's text."""
+    ctx = module_context(graph)
+    ctx["fragments"] = {
+        op: env.get_template(f"pytorch/ops/{op}.py.j2").make_module({"wrap": wrap_call})
+        for op in ctx["ops"]
+    }
+    return env.get_template("pytorch/module.py.j2").render(ctx)
+
+
+def render(
+    graph: Graph, weights: Mapping[str, np.ndarray], env: jinja2.Environment, **options: Any
+) -> dict[str, str | bytes]:
+    """`{<spec identifier>.py: module text}` (the CLI adds the canonical `weights.npz`)."""
+    reject_options("pytorch", options)
+    check_names(graph)
+    return {f"{spec_identifier(graph.name)}.py": render_module(graph, env)}
