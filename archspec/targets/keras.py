@@ -1,0 +1,323 @@
+"""The Keras 3 target: one functional-model module per spec, `<spec identifier>.py`.
+
+The module stands alone (it imports keras and numpy, never archspec) and defines
+`build_model(weights=None) -> keras.Model`. Conventions of the generated code:
+
+* input NHWC `(N, H, W, C)`; an `fc` output is `(N, classes)`, every other output NHWC; several
+  graph outputs come back as a list, in the spec's order;
+* Keras layer names are the graph's node names; the extra layers a node needs are suffixed
+  (`_pad`, `_bn`, `_relu`, `_relu6`, `_subsample`, `_flatten`, `_nhwc`);
+* padding is PyTorch's symmetric `dilation·(k−1)/2` (a `ZeroPadding2D`, then a "valid" conv), so
+  the model computes the same function as the other targets (Keras' own stride-2 "same" padding
+  is asymmetric);
+* weights are the canonical archspec arrays (`<node>.<weight>`, PyTorch layouts) transposed into
+  Keras' layouts when loaded.
+
+This file decides which variables and layer names a node gets and formats the statements the way
+`ruff format` would; which Keras layers an op becomes is written in
+`templates/keras/ops/<op>.py.j2`.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import PurePath
+from typing import Any
+
+import jinja2
+import numpy as np
+
+from archspec.emit import Files
+from archspec.errors import SpecError
+from archspec.graph import GNode, Graph
+from archspec.names import spec_identifier
+
+LINE = 100  # the line length the generated module is formatted for (ruff's, in this project)
+INDENT = "    "
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One Keras layer constructor call, formatted: `keras.layers.<cls>(<args>)`."""
+
+    callee: str
+    args: tuple[str, ...]
+
+
+def layer_factory(literal: Callable[[Any], str]) -> Callable[..., Layer]:
+    """`layer(cls, *args, **kwargs)` for the templates: arguments become Python literals (with
+    the environment's `py` filter)."""
+
+    def layer(cls: str, *args: Any, **kwargs: Any) -> Layer:
+        parts = [literal(a) for a in args]
+        parts += [f"{key}={literal(value)}" for key, value in kwargs.items()]
+        # classes the generated module defines itself start with an underscore
+        return Layer(cls if cls.startswith("_") else f"keras.layers.{cls}", tuple(parts))
+
+    return layer
+
+
+# -- formatting like `ruff format` (black's right-hand split) for the few statement shapes -------
+
+
+def _items(items: Sequence[str], indent: str) -> list[str]:
+    """Arguments inside brackets: on one line when they fit, else one per line with a comma."""
+    one = indent + ", ".join(items)
+    if len(one) <= LINE:
+        return [one]
+    return [f"{indent}{item}," for item in items]
+
+
+def _operand(items: Sequence[str], many: bool, indent: str) -> list[str]:
+    """The operand of a layer call alone on its lines: a name or a list of names."""
+    if not many:
+        return [indent + items[0]]
+    one = f"{indent}[{', '.join(items)}]"
+    if len(one) <= LINE:
+        return [one]
+    return [indent + "[", *(f"{indent}{INDENT}{item}," for item in items), indent + "]"]
+
+
+def _split(
+    prefix: str, call: Layer, inputs: Sequence[str], many: bool, indent: str
+) -> list[str] | None:
+    """`prefix keras.layers.X(args)(inputs)` on as few lines as ruff would put it; None when
+    even `prefix keras.layers.X(` does not fit (ruff then parenthesises the right-hand side)."""
+    args = ", ".join(call.args)
+    operand = f"[{', '.join(inputs)}]" if many else inputs[0]
+    one = f"{indent}{prefix}{call.callee}({args})({operand})"
+    if len(one) <= LINE:
+        return [one]
+    inner = indent + INDENT
+    head = f"{indent}{prefix}{call.callee}({args})("
+    if len(head) <= LINE:  # split at the last bracket
+        return [head, *_operand(inputs, many, inner), indent + ")"]
+    head = f"{indent}{prefix}{call.callee}("
+    if len(head) > LINE:
+        return None
+    lines = [head, *_items(call.args, inner)]
+    tail = f"{indent})({operand})"
+    if len(tail) <= LINE:
+        return [*lines, tail]
+    return [*lines, indent + ")(", *_operand(inputs, many, inner), indent + ")"]
+
+
+def statement(target: str, call: Layer, inputs: Sequence[str], many: bool, indent: str) -> str:
+    """`target = keras.layers.X(args)(inputs)`, split the way `ruff format` splits it."""
+    lines = _split(f"{target} = ", call, inputs, many, indent)
+    if lines is None:
+        inside = _split("", call, inputs, many, indent + INDENT)
+        assert inside is not None  # a layer name is far shorter than a line
+        lines = [f"{indent}{target} = (", *inside, indent + ")"]
+    return "\n".join(lines)
+
+
+def chain(node: Mapping[str, Any], steps: Sequence[Layer], indent: str = INDENT) -> str:
+    """A node's layers applied in turn: the first reads the node's inputs, the last assigns the
+    variable named after the node, the ones between go through `x`."""
+    lines = []
+    for i, step in enumerate(steps):
+        target = node["name"] if i == len(steps) - 1 else "x"
+        first = i == 0
+        inputs = node["inputs"] if first else ["x"]
+        lines.append(statement(target, step, inputs, node["many"] and first, indent))
+    return "\n".join(lines)
+
+
+def call_statement(target: str, callee: str, args: Sequence[str | list[str]], indent: str) -> str:
+    """`target = callee(args)` where an argument may be a list of names, split like ruff."""
+    flat = [a if isinstance(a, str) else f"[{', '.join(a)}]" for a in args]
+    one = f"{indent}{target} = {callee}({', '.join(flat)})"
+    if len(one) <= LINE:
+        return one
+    inner = indent + INDENT
+    body = inner + ", ".join(flat)
+    if len(body) <= LINE:
+        return "\n".join([f"{indent}{target} = {callee}(", body, indent + ")"])
+    lines = [f"{indent}{target} = {callee}("]
+    for arg, text in zip(args, flat, strict=True):
+        if isinstance(arg, str) or len(f"{inner}{text},") <= LINE:
+            lines.append(f"{inner}{text},")
+        else:
+            lines += [inner + "[", *(f"{inner}{INDENT}{a}," for a in arg), inner + "],"]
+    return "\n".join([*lines, indent + ")"])
+
+
+def wrap(text: str, indent: str = INDENT) -> str:
+    """Text wrapped to the line length (long words are kept whole)."""
+    lines = textwrap.wrap(
+        text,
+        LINE,
+        initial_indent=indent,
+        subsequent_indent=indent,
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
+    return "\n".join(lines)
+
+
+def comment(text: str, indent: str = INDENT) -> str:
+    """A comment, wrapped to the line length."""
+    return wrap(text, indent + "# ")
+
+
+# -- what the templates are given ---------------------------------------------------------------
+
+
+@dataclass
+class _Namer:
+    """Keras layer names (and the Python variables named after them) must be unique."""
+
+    graph: Graph
+    owner: dict[str, str]
+
+    def claim(self, node: GNode, name: str) -> str:
+        if name in self.owner and self.owner[name] != node.name:
+            first = self.owner[name]
+            raise SpecError(
+                f"the Keras target would name two layers {name!r} (one for node {first!r}, one "
+                f"for node {node.name!r})",
+                node.loc,
+                "name",
+                hint="rename one of the rows (Keras layer names are the node names plus "
+                "suffixes like _bn, _relu6, _pad)",
+            )
+        self.owner[name] = node.name
+        return name
+
+
+def _act_layer(node: GNode, act: str, namer: _Namer) -> str | None:
+    return None if act == "linear" else namer.claim(node, f"{node.name}_{act}")
+
+
+def _conv2d(graph: Graph, node: GNode, namer: _Namer, flat: frozenset[str]) -> dict[str, Any]:
+    a = node.attrs
+    c_in = graph.input_shapes(node)[0].c
+    depthwise = a["groups"] == c_in and c_in > 1
+    # Keras' Conv2D refuses a stride together with a dilation (its DepthwiseConv2D does not):
+    # such a conv runs at stride 1 and keeps every s-th pixel, which is the same function.
+    subsample = a["s"] if a["s"] > 1 and a["dilation"] > 1 and not depthwise else 1
+    pad = a["dilation"] * (a["k"] - 1) // 2  # symmetric, as archspec/ops/conv2d.py defines it
+    return {
+        "c_in": c_in,
+        "depthwise": depthwise,
+        "multiplier": a["c_out"] // c_in if depthwise else 1,
+        "pad": pad,
+        "conv_stride": 1 if subsample > 1 else a["s"],
+        "subsample": subsample,
+        "pad_name": namer.claim(node, f"{node.name}_pad") if pad else None,
+        "subsample_name": namer.claim(node, f"{node.name}_subsample") if subsample > 1 else None,
+        "bn_name": namer.claim(node, f"{node.name}_bn") if a["bn"] else None,
+        "act_name": _act_layer(node, a["act"], namer),
+    }
+
+
+def _fc(graph: Graph, node: GNode, namer: _Namer, flat: frozenset[str]) -> dict[str, Any]:
+    flat_input = node.inputs[0] in flat
+    return {
+        "c_in": graph.input_shapes(node)[0].c,
+        "flatten_name": None if flat_input else namer.claim(node, f"{node.name}_flatten"),
+        "act_name": _act_layer(node, node.attrs["act"], namer),
+    }
+
+
+def _add(graph: Graph, node: GNode, namer: _Namer, flat: frozenset[str]) -> dict[str, Any]:
+    return {"act_name": _act_layer(node, node.attrs["act"], namer)}
+
+
+def _nothing(graph: Graph, node: GNode, namer: _Namer, flat: frozenset[str]) -> dict[str, Any]:
+    return {}
+
+
+PLANS = {
+    "input": _nothing,
+    "conv2d": _conv2d,
+    "avgpool": _nothing,
+    "fc": _fc,
+    "add": _add,
+    "concat": _nothing,
+    "upsample": _nothing,
+}
+
+
+def _docstring_text(text: str) -> str:
+    """Free text made safe inside a triple-quoted docstring."""
+    return text.replace("\\", "\\\\").replace('"""', '\\"\\"\\"').strip()
+
+
+def flat_tensors(graph: Graph) -> frozenset[str]:
+    """Tensors held as (N, C) rather than (N, 1, 1, C): fc outputs, and sums or concatenations
+    of nothing but fc outputs (the PyTorch target's rule, so that outputs agree). Spatial
+    consumers read them through a Reshape."""
+    flat: set[str] = set()
+    for node in graph.ops():
+        merging = node.op in ("add", "concat") and all(i in flat for i in node.inputs)
+        if node.op == "fc" or merging:
+            flat.add(node.name)
+    return frozenset(flat)
+
+
+def _contexts(graph: Graph) -> list[dict[str, Any]]:
+    namer = _Namer(graph, {})
+    flat = flat_tensors(graph)
+    nhwc: dict[str, str] = {}  # flat tensor → the variable holding it as a 1×1 map
+    nodes = []
+    for node in graph.nodes:
+        if node.op not in PLANS:
+            raise SpecError(f"the Keras target has no template for op {node.op!r}", node.loc)
+        namer.claim(node, node.name)
+        plan = PLANS[node.op](graph, node, namer, flat)
+        wants_flat = node.op == "fc" or node.name in flat
+        spatial_consumers = [
+            c for c in graph.consumers(node.name) if not (graph.node(c).op == "fc" or c in flat)
+        ]
+        if node.name in flat and spatial_consumers:
+            nhwc[node.name] = namer.claim(node, f"{node.name}_nhwc")
+        nodes.append(
+            {
+                "name": node.name,
+                "op": node.op,
+                "attrs": dict(node.attrs),
+                "shape": node.shape,
+                "in_shapes": graph.input_shapes(node),
+                "inputs": [i if wants_flat else nhwc.get(i, i) for i in node.inputs],
+                "many": node.op in ("add", "concat"),
+                "flat": node.name in flat,
+                "nhwc_name": nhwc.get(node.name),
+                **plan,
+            }
+        )
+    return nodes
+
+
+def render(
+    graph: Graph, weights: Mapping[str, np.ndarray], env: jinja2.Environment, **options: Any
+) -> Files:
+    """Render the Keras module of `graph`. The weights are not embedded: the module loads the
+    canonical `.npz` the build writes next to it."""
+    ident = spec_identifier(graph.name)
+    nodes = _contexts(graph)
+    flat = flat_tensors(graph)
+    outputs = [graph.node(o) for o in graph.outputs]
+    text = env.get_template("keras/model.py.j2").render(
+        ident=ident,
+        spec=graph.spec,
+        source=PurePath(graph.spec.source).name,
+        description=_docstring_text(graph.spec.description),
+        input=graph.input,
+        nodes=nodes,
+        outputs=[o.name for o in outputs],
+        output_shapes=[
+            [o.shape.c] if o.name in flat else [o.shape.h, o.shape.w, o.shape.c] for o in outputs
+        ],
+        uses_resize=any(n["op"] == "upsample" for n in nodes),
+        layer=layer_factory(env.filters["py"]),
+        chain=chain,
+        call_statement=call_statement,
+        comment=comment,
+        wrap=wrap,
+        indent=INDENT,
+    )
+    return {f"{ident}.py": text}
