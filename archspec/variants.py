@@ -278,17 +278,15 @@ def _check_choice_values(f: Field, nodes: list[Node], path: str) -> tuple[list[A
             )
         else:
             value = check_value(f, item, f"{path}[{i}]")
-        key = (type(value) is float, value) if not isinstance(value, tuple) else value
-        if key in seen or (isinstance(value, int | float) and value in seen):
+        # equal values (1 and 1.0, 224 and [224, 224]) would be the same choice twice
+        if value in seen:
             raise SpecError(
-                f"duplicate value {item.plain()!r} (already listed at line "
-                f"{seen.get(key, seen.get(value)).line})",
+                f"duplicate value {item.plain()!r} (already listed at line {seen[value].line}, "
+                f"column {seen[value].column})",
                 item.loc,
                 f"{path}[{i}]",
             )
-        seen[key] = item.loc
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            seen[value] = item.loc
+        seen[value] = item.loc
         values.append(value)
         shown.append(item.plain())
     return values, shown
@@ -319,14 +317,16 @@ class Space:
             )
         self.name: str = name
         desc = get("description")
-        self.description: str = "" if desc is None else str(desc.plain())
+        if desc is not None and not isinstance(desc.value, str):
+            raise SpecError(f"found {_found(desc.value)}; expected text", desc.loc, "description")
+        self.description: str = "" if desc is None else desc.value
         self.file = file
         self.base: Spec = self._load_base(get("base"), root.loc)
         try:
             lower(self.base)
         except SpecError as exc:
             raise SpecError(
-                f"the base spec does not lower: {exc.render()}", exc.location, exc.field, exc.hint
+                f"{exc.message} (the base spec does not lower)", exc.location, exc.field, exc.hint
             ) from None
 
         self.sampling: str = self._scalar(get("sampling"), "sampling", "auto", choices=SAMPLING)
@@ -397,7 +397,6 @@ class Space:
                         "give the row choice a distinct `label`",
                     )
         self.labels: tuple[str, ...] = tuple(labels)
-        self._label_choice = labels
         self.base_values: dict[str, Any] = {
             label: self._base_value(choice) for label, choice in labels.items()
         }
@@ -791,6 +790,10 @@ class Space:
                 )
             return f"grid of {self.size:,} points", [self.point(i) for i in range(self.size)]
         count = self.samples if n is None else n
+        if count > MAX_POINTS:
+            raise SpecError(
+                f"found {count:,}; at most {MAX_POINTS:,} variants per sweep", Location("--n")
+            )
         points = self.sample_points(count, seed)
         return (f"random sample of {len(points):,} of {self.size:,} points (seed {seed})", points)
 
