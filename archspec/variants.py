@@ -1293,7 +1293,8 @@ def run_cli(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | N
         + (f", {len(evaluated) - len(kept)} filtered out by --where" if condition else "")
         + f"; {len(rows)} in the manifest\n"
     )
-    err.write(f"Pareto front ({axes[0]}, {axes[1]}): {sum(mask)} variants\n")
+    front = sum(mask)
+    err.write(f"Pareto front ({axes[0]}, {axes[1]}): {front} variant{'' if front == 1 else 's'}\n")
     if skipped:
         err.write(f"skipped {len(skipped)} illegal variants:\n")
         for reason, count in sweep.skip_reasons()[:10]:

@@ -214,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     k = min(args.usual, n)
     print(f"\nthe usual way (PyTorch model + fvcore), first {k} of the same variants:")
     dicts = [legal[i].spec_dict() for i in range(k)]
+    usual_way(dicts[0])  # warm-up: imports, JIT tracer set-up
     t0 = time.perf_counter()
     usual = [usual_way(d) for d in dicts]
     t_usual = time.perf_counter() - t0
