@@ -320,6 +320,12 @@ layers:
     assert err.location is not None and err.location.line == 6
 
 
+def test_options_of_other_targets_are_refused(small: dict[str, Built]) -> None:
+    built = small["convs"]
+    with pytest.raises(SpecError, match="--split does not apply to the keras target"):
+        emit(built.graph, "keras", built.weights, split=2)
+
+
 SIZES = [(1, 1, 5, 7), (3, 4, 5, 7), (5, 7, 3, 4), (2, 3, 7, 4), (4, 4, 12, 12), (7, 5, 2, 9)]
 
 

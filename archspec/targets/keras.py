@@ -297,6 +297,8 @@ def render(
 ) -> Files:
     """Render the Keras module of `graph`. The weights are not embedded: the module loads the
     canonical `.npz` the build writes next to it."""
+    for key in options:  # an option meant for another target is a mistake, not to be ignored
+        raise SpecError(f"option --{key} does not apply to the keras target", None, f"--{key}")
     ident = spec_identifier(graph.name)
     nodes = _contexts(graph)
     flat = flat_tensors(graph)

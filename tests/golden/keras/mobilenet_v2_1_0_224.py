@@ -25,13 +25,13 @@ import numpy as np
 
 Weights = str | os.PathLike[str] | Mapping[str, np.ndarray]
 
-INPUT_SHAPE = (224, 224, 3)
+INPUT_SHAPE = (224, 224, 3)  # height, width, channels (NHWC, any batch)
 
 
 def build_model(weights: Weights | None = None) -> keras.Model:
     """The functional Keras model; `weights` is None (fresh initialisation), the path of the
     canonical `.npz` or a dict of its arrays."""
-    input = keras.Input(shape=INPUT_SHAPE, name="input")
+    input = keras.Input(shape=(224, 224, 3), name="input")
     # stem: 3x3 conv, stride 2, BatchNorm, relu6; 224x224x3 -> 112x112x32
     x = keras.layers.ZeroPadding2D(1, name="stem_pad")(input)
     x = keras.layers.Conv2D(32, 3, strides=2, use_bias=False, name="stem")(x)
