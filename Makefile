@@ -14,7 +14,11 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/archspec report specs/mnv2_1.0.yaml
+	$(BIN)/archspec build specs/mnv2_1.0.yaml --target onnx -o out/mnv2_1.0/onnx
+	$(BIN)/archspec report specs/mnv2_1.0.yaml --activation-dtype float16 --format markdown \
+		-o out/mnv2_1.0/report.md
+	@echo "ONNX model: out/mnv2_1.0/onnx/mobilenet_v2_1_0_224.onnx (weights: out/mnv2_1.0/onnx/weights.npz)"
+	@echo "Report:     out/mnv2_1.0/report.md"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -q -p no:cacheprovider
