@@ -154,11 +154,34 @@ def test_bad_weights_are_named(branching_graph, tmp_path: Path) -> None:
         module.build_model({**weights, "logits.bias": np.zeros(3, np.float32)})
 
 
-@pytest.mark.parametrize("which", ["mnv2", "branching"])
+# 60-odd-character names (the longest legal) and a description that is hostile to docstrings:
+# the layout must still be what `ruff format` would write.
+LONG_NAMES_SPEC = """
+name: long-names.spec
+description: 'Tricky \"\"\" docstring \\ text, and a sentence that runs on and on beyond the line length
+  limit of one hundred characters.'
+input: {resolution: 16, channels: 3}
+outputs: [a_very_long_name_for_the_classifier_layer_that_goes_on_and_onx, long_merge_xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx]
+layers:
+  - {op: conv2d, name: a_very_long_name_for_the_stem_convolution_layer_that_goes_on_x, c: 16, s: 2, k: 3, dilation: 3}
+  - {op: bottleneck, name: a_very_long_name_for_the_bottleneck_layer_that_goes_on_and_on, t: 6, c: 16, n: 2}
+  - {op: conv2d, name: b_very_long_name_for_the_second_branch_conv_that_goes_on_and_o, from: a_very_long_name_for_the_stem_convolution_layer_that_goes_on_x, c: 16, k: 3, groups: 16}
+  - {op: add, name: long_merge_xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx, from: [a_very_long_name_for_the_bottleneck_layer_that_goes_on_and_on, b_very_long_name_for_the_second_branch_conv_that_goes_on_and_o, a_very_long_name_for_the_stem_convolution_layer_that_goes_on_x], act: relu6}
+  - {op: upsample, name: up_very_long_name_for_the_upsample_layer_that_goes_on_and_onxx, like: input}
+  - {op: concat, name: cat_very_long_name_for_the_concat_layer_that_goes_on_and_onxxx, from: [up_very_long_name_for_the_upsample_layer_that_goes_on_and_onxx, input]}
+  - {op: avgpool, name: pool_very_long_name_for_the_global_pool_layer_that_goes_onxxx, global: true}
+  - {op: fc, name: a_very_long_name_for_the_classifier_layer_that_goes_on_and_onx, c: 10, act: relu6}
+"""  # noqa: E501
+
+
+@pytest.mark.parametrize("which", ["mnv2", "branching", "long_names"])
 def test_generated_code_is_ruff_clean_and_standalone(
     which: str, mnv2, branching_graph, tmp_path: Path
 ) -> None:
-    graph = mnv2 if which == "mnv2" else branching_graph
+    if which == "long_names":
+        graph = lower(load_spec_text(LONG_NAMES_SPEC, "long.yaml"))
+    else:
+        graph = mnv2 if which == "mnv2" else branching_graph
     text = target.render_module(graph, environment())
     path = tmp_path / "generated.py"
     path.write_text(text, encoding="utf-8")
@@ -183,6 +206,10 @@ def test_generated_code_is_ruff_clean_and_standalone(
         elif isinstance(node, ast.ImportFrom):
             imported.add((node.module or "").split(".")[0])
     assert imported == {"__future__", "collections", "os", "numpy", "torch"}
+    if which == "long_names":
+        model = import_module_file(path).build_model(init_weights(graph, 0))
+        outs = _run(model, np.zeros((1, 3, 16, 16), np.float32))
+        assert [o.shape for o in outs] == [(1, 10), (1, 16, 8, 8)]
 
 
 def test_fvcore_counts_our_madds(mnv2, branching_graph, tmp_path: Path) -> None:

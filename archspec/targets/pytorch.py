@@ -14,6 +14,7 @@ loads the canonical `.npz` the CLI writes next to it.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import jinja2
@@ -127,19 +128,113 @@ def check_names(graph: Graph) -> None:
             )
 
 
-def wrap_call(indent: int, head: str, args: list[str], tail: str = ")") -> str:
-    """`head(args)` at `indent` levels, split the way ruff format splits a call that is too long:
-    first the arguments on one line of their own, then one argument per line with a magic
-    trailing comma."""
+# -- layout: statements split the way `ruff format` splits them -------------------------------
+# The fragments say what a statement is (calls, sums, tuples of names); these helpers only lay it
+# out within LINE_LENGTH, so that the generated module passes `ruff format --check` for ordinary
+# names. A line that still cannot fit (an unbreakable 60-character name) gets a noqa for E501.
+
+
+@dataclass(frozen=True)
+class Call:
+    """`func(args)`; `magic` keeps one argument per line with a trailing comma."""
+
+    func: str
+    args: tuple[Expr, ...]
+    magic: bool = False
+
+
+@dataclass(frozen=True)
+class Sum:
+    """`a + b + ...`."""
+
+    terms: tuple[Expr, ...]
+
+
+@dataclass(frozen=True)
+class Tup:
+    """A tuple display `(a, b)`."""
+
+    items: tuple[Expr, ...]
+
+
+Expr = str | Call | Sum | Tup
+
+
+def _flat(e: Expr) -> str:
+    if isinstance(e, Call):
+        return f"{e.func}({', '.join(_flat(a) for a in e.args)})"
+    if isinstance(e, Sum):
+        return " + ".join(_flat(t) for t in e.terms)
+    if isinstance(e, Tup):
+        return "(" + ", ".join(_flat(i) for i in e.items) + ("," if len(e.items) == 1 else "") + ")"
+    return e
+
+
+def _fits(line: str) -> bool:
+    return len(line) <= LINE_LENGTH
+
+
+def _lines(e: Expr, indent: int, prefix: str = "", suffix: str = "") -> list[str]:
+    """`e` as lines at `indent`, the first starting with `prefix`, the last ending in `suffix`."""
     pad = INDENT * indent
-    one = f"{pad}{head}{', '.join(args)}{tail}"
-    if len(one) <= LINE_LENGTH:
+    one = f"{pad}{prefix}{_flat(e)}{suffix}"
+    if _fits(one) and not (isinstance(e, Call) and e.magic):
+        return [one]
+    if isinstance(e, Call):
+        return [f"{pad}{prefix}{e.func}(", *_args(e, indent + 1), f"{pad}){suffix}"]
+    if isinstance(e, Tup):
+        body = [line for i in e.items for line in _lines(i, indent + 1, suffix=",")]
+        return [f"{pad}{prefix}(", *body, f"{pad}){suffix}"]
+    if isinstance(e, Sum):  # inside brackets: one term per line, operators first
+        last = len(e.terms) - 1
+        out: list[str] = []
+        for i, term in enumerate(e.terms):
+            out += _lines(term, indent, prefix if i == 0 else "+ ", suffix if i == last else "")
+        return out
+    return [one]
+
+
+def _args(call: Call, indent: int) -> list[str]:
+    if not call.magic:
+        joined = INDENT * indent + ", ".join(_flat(a) for a in call.args)
+        if _fits(joined):
+            return [joined]
+        if len(call.args) == 1:
+            return _lines(call.args[0], indent)
+    return [line for a in call.args for line in _lines(a, indent, suffix=",")]
+
+
+def _opening(e: Expr) -> str | None:
+    return f"{e.func}(" if isinstance(e, Call) else "(" if isinstance(e, Tup) else None
+
+
+def _noqa(lines: list[str]) -> str:
+    return "\n".join(line if _fits(line) else f"{line}  # noqa: E501" for line in lines)
+
+
+def statement(indent: int, head: str, rhs: Expr) -> str:
+    """`head rhs` (head is `x =` or `return`), split like ruff: whole; at the right-hand
+    bracket; or inside added parentheses."""
+    pad = INDENT * indent
+    magic = isinstance(rhs, Call) and rhs.magic
+    one = f"{pad}{head} {_flat(rhs)}"
+    if _fits(one) and not magic:
         return one
-    inner = f"{pad}{INDENT}{', '.join(args)}"
-    if len(inner) <= LINE_LENGTH and len(args) == 1:
-        return f"{pad}{head}\n{inner}\n{pad}{tail}"
-    body = "".join(f"{pad}{INDENT}{a},\n" for a in args)
-    return f"{pad}{head}\n{body}{pad}{tail}"
+    opening = _opening(rhs)
+    if opening is not None and (magic or _fits(f"{pad}{head} {opening}")):
+        return _noqa(_lines(rhs, indent, f"{head} "))
+    return _noqa([f"{pad}{head} (", *_lines(rhs, indent + 1), f"{pad})"])
+
+
+def layout_helpers() -> dict[str, Any]:
+    """What the templates lay statements out with."""
+    return {
+        "call": lambda func, *args, magic=False: Call(func, tuple(args), magic),
+        "plus": lambda *terms: Sum(tuple(terms)),
+        "tup": lambda *items: Tup(tuple(items)),
+        "assign": lambda indent, lhs, rhs: statement(indent, f"{lhs} =", rhs),
+        "ret": lambda indent, rhs: statement(indent, "return", rhs),
+    }
 
 
 def _docstring_lines(text: str) -> list[str]:
@@ -159,10 +254,10 @@ def _shape_text(graph: Graph, name: str, flat: frozenset[str]) -> str:
     return f"(N, {shape.c}, {shape.h}, {shape.w})"
 
 
-def _arg(name: str, flat: frozenset[str], want_flat: bool) -> str:
+def _arg(name: str, flat: frozenset[str], want_flat: bool) -> Expr:
     """The expression that feeds tensor `name` to a consumer in the layout it wants."""
     if want_flat and name not in flat:
-        return f"torch.flatten({name}, 1)"
+        return Call("torch.flatten", (name, "1"))
     if not want_flat and name in flat:
         return f"{name}[:, :, None, None]"
     return name
@@ -216,10 +311,11 @@ def module_context(graph: Graph, source: str = "") -> dict[str, Any]:
         "description": _docstring_lines(graph.spec.description),
         "input_shape": (inp.c, inp.h, inp.w),
         "outputs": outputs,
+        "outputs_quoted": [f'"{o}"' for o in outputs],
         "output_shapes": [(o, _shape_text(graph, o, flat)) for o in outputs],
         "nodes": [_node_context(graph, n, flat) for n in graph.ops()],
         "ops": sorted({n.op for n in graph.ops()}),
-        "wrap": wrap_call,
+        **layout_helpers(),
     }
 
 
@@ -227,7 +323,7 @@ def render_module(graph: Graph, env: jinja2.Environment) -> str:
     """The generated Python module's text."""
     ctx = module_context(graph)
     ctx["fragments"] = {
-        op: env.get_template(f"pytorch/ops/{op}.py.j2").make_module({"wrap": wrap_call})
+        op: env.get_template(f"pytorch/ops/{op}.py.j2").make_module(layout_helpers())
         for op in ctx["ops"]
     }
     return env.get_template("pytorch/module.py.j2").render(ctx)
