@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import keyword
 import re
+import sys
 
 IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
 SPEC_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.\-]{0,62}$")
@@ -78,6 +79,32 @@ RESERVED = frozenset(
         "sys",
     ]
 )
+
+
+# A generated module named like an importable package would shadow it next to the model file.
+SHADOWED_MODULES = frozenset(sys.stdlib_module_names) | {
+    "archspec",
+    "jinja2",
+    "keras",
+    "networkx",
+    "numpy",
+    "onnx",
+    "onnxruntime",
+    "tensorflow",
+    "torch",
+    "torchvision",
+    "yaml",
+    "weights",
+    "run",
+}
+
+
+def module_name_problem(spec_name: str) -> str | None:
+    """Why a network name cannot name generated files, or None."""
+    ident = spec_identifier(spec_name)
+    if ident.lower() in SHADOWED_MODULES or ident in C_KEYWORDS or keyword.iskeyword(ident):
+        return f"the generated module {ident}.py would shadow the Python module {ident!r}"
+    return None
 
 
 def identifier_problem(name: str) -> str | None:

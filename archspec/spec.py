@@ -14,7 +14,7 @@ from types import MappingProxyType
 from typing import Any
 
 from archspec.errors import Location, SpecError
-from archspec.names import SPEC_NAME, identifier_problem
+from archspec.names import SPEC_NAME, identifier_problem, module_name_problem
 from archspec.ops import LAYER_KINDS
 from archspec.ops.base import Field
 from archspec.yamlsrc import Node, load_yaml, read_yaml_file
@@ -349,6 +349,9 @@ def spec_from_node(root: Node) -> Spec:
             locs["name"],
             "name",
         )
+    problem = module_name_problem(name)
+    if problem:
+        raise SpecError(f"{name!r} cannot be a network name: {problem}", locs["name"], "name")
     inp, _ = _fields(header["input"], INPUT_FIELDS, "input", "input")
     rounding_node = header["rounding"]
     rounding = (
