@@ -82,6 +82,28 @@ def test_checker_versions_and_names(mnv2, mnv2_bytes) -> None:
     assert {k for k in init_weights(mnv2, 0)} <= inits
 
 
+def _inferred_shapes(data: bytes) -> dict[str, list[int | str]]:
+    model = onnx.load_from_string(data)
+    values = [*model.graph.value_info, *model.graph.output]
+    return {
+        v.name: [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim] for v in values
+    }
+
+
+def test_onnx_shape_inference_agrees_with_ours(mnv2, mnv2_bytes, branching_graph) -> None:
+    from archspec.targets.pytorch import flat_tensors
+
+    branching_bytes = target.model_bytes(branching_graph, init_weights(branching_graph, 0),
+                                         environment())  # fmt: skip
+    for graph, data in ((mnv2, mnv2_bytes), (branching_graph, branching_bytes)):
+        inferred = _inferred_shapes(data)
+        flat = flat_tensors(graph)
+        for node in graph.ops():
+            s = node.shape
+            ours = ["batch", s.c] if node.name in flat else ["batch", s.c, s.h, s.w]
+            assert inferred[node.name] == ours, node.name
+
+
 def test_mnv2_runs_in_onnxruntime(mnv2, mnv2_bytes) -> None:
     weights = init_weights(mnv2, 0)
     x = np.random.default_rng(5).standard_normal((3, 3, 224, 224)).astype(np.float32)

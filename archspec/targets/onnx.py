@@ -134,6 +134,7 @@ def build_proto(graph: Graph, weights: Mapping[str, np.ndarray], env: jinja2.Env
     """The ModelProto: the parsed template text plus the weights as initializers."""
     import onnx
     import onnx.parser
+    import onnx.shape_inference
     from onnx import numpy_helper
 
     model = onnx.parser.parse_model(render_text(graph, env))
@@ -145,6 +146,14 @@ def build_proto(graph: Graph, weights: Mapping[str, np.ndarray], env: jinja2.Env
             key = weight_key(node.name, w.name)
             array = np.ascontiguousarray(weights[key], dtype=np.float32)
             model.graph.initializer.append(numpy_helper.from_array(array, key))
+    # Record every intermediate tensor's shape (value_info) so that viewers show them.
+    model = onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
+    for value in model.graph.value_info:
+        # ONNX's Resize inference (with `axes`) forgets the batch dimension's name; every
+        # activation here is batch-first, so give it back.
+        dim = value.type.tensor_type.shape.dim[0]
+        if dim.dim_param.startswith("unk__"):
+            dim.dim_param = BATCH
     return model
 
 
