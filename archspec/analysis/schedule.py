@@ -11,16 +11,28 @@ one of its readers sits at position >= i. So the inputs of o_i count, its output
 workspace counts, and a tensor is freed right after its last reader. An op output that nobody
 reads and that is not a graph output is counted at its own step only. No in-place reuse.
 
-The exact search (:func:`optimal_order`) is a best-first search over the sets of already
-scheduled ops (the live memory depends on that set only), keyed by the peak so far, with an
-incumbent from :func:`greedy_order` for pruning and a dominance rule that takes memory-freeing
-ops greedily when that is provably safe.
+The exact search (:func:`optimal_order`):
+
+* Pieces. An op comparable to every other op (a "cut", e.g. each op of a chain or the output op
+  of a randomly wired stage) splits every order in two, so the ops between consecutive cuts
+  form independent pieces and the peak is the max over pieces. Pieces are solved hardest first;
+  a piece only has to reach the best proven lower bound of the whole problem (the floor).
+* Per piece, an incumbent from greedy rules (and a small beam search on larger pieces), then
+  budgeted questions "is there an order whose every step is <= B?", each a depth-first search
+  over the sets of done ops (the live bytes depend on that set only; sets are int bitmasks).
+  Asking with B = incumbent - 1 until the answer is no proves the incumbent optimal.
+* A memo keeps for each failed state a lower bound on the best max over its future steps, so
+  no failed subtree is searched twice; a failed question also yields the next critical budget.
+* Dominance: an op whose step fits the budget and which does not raise the live bytes is run at
+  once, without branching. Safe because moving it to the front of any completion does not raise
+  any later step: the bytes it frees can only grow as more ops run, and its output is only read
+  after it (live bytes are a submodular function of the done set).
 """
 
 from __future__ import annotations
 
-import heapq
 import time
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -127,18 +139,21 @@ class _Compiled:
     freeable: tuple[tuple[tuple[int, int], ...], ...]  # per op: (readers mask, bytes) of inputs
     live0: int  # live bytes before the first step (graph inputs that are read or outputs)
     index: Mapping[str, int]  # op name -> op index
+    anc: tuple[int, ...]  # per op: bitmask of its ancestors
+    desc: tuple[int, ...]  # per op: bitmask of its descendants and itself
+    op_bound: tuple[int, ...]  # per op: bytes every order holds at its step (see _op_bounds)
 
 
 def _compile(problem: Problem) -> _Compiled:
+    """Validate ``problem`` and build its index form; raises ValueError on a bad problem."""
     ops = tuple(problem.ops)
     gins = tuple(problem.graph_inputs)
     n = len(ops)
     names = ops + gins
     index = {name: i for i, name in enumerate(names)}
     if len(index) != len(names):
-        seen: set[str] = set()
-        dup = next(x for x in names if x in seen or seen.add(x))  # type: ignore[func-returns-value]
-        raise ValueError(f"duplicate op / graph-input name {dup!r}")
+        dups = sorted(name for name, k in Counter(names).items() if k > 1)
+        raise ValueError(f"duplicate op / graph-input names: {dups}")
     unknown = set(problem.inputs) - set(ops)
     if unknown:
         raise ValueError(f"inputs given for unknown ops: {sorted(unknown)}")
@@ -192,11 +207,20 @@ def _compile(problem: Problem) -> _Compiled:
         for i in range(n)
     )
     live0 = sum(sizes[t] for t in range(n, len(names)) if readers[t] or is_output[t])
+    anc = [0] * n
+    for i in range(n):
+        for p in _bits(pred[i]):
+            anc[i] |= anc[p] | 1 << p
+    desc = [1 << i for i in range(n)]
+    for i in range(n - 1, -1, -1):
+        for s in succ[i]:
+            desc[i] |= desc[s]
+    step_add = tuple(sizes[i] + ws[i] for i in range(n))
     return _Compiled(
         names=names,
         n=n,
         size=tuple(sizes),
-        step_add=tuple(sizes[i] + ws[i] for i in range(n)),
+        step_add=step_add,
         inputs=tuple(inputs),
         pred=tuple(pred),
         succ=tuple(tuple(s) for s in succ),
@@ -206,7 +230,37 @@ def _compile(problem: Problem) -> _Compiled:
         freeable=freeable,
         live0=live0,
         index={op: i for i, op in enumerate(ops)},
+        anc=tuple(anc),
+        desc=tuple(desc),
+        op_bound=_op_bounds(n, sizes, step_add, readers, is_output, anc, desc),
     )
+
+
+def _op_bounds(
+    n: int,
+    sizes: Sequence[int],
+    step_add: Sequence[int],
+    readers: Sequence[int],
+    is_output: Sequence[bool],
+    anc: Sequence[int],
+    desc: Sequence[int],
+) -> tuple[int, ...]:
+    """Per op o: the bytes every order holds at o's step.
+
+    That is o's output and workspace plus every tensor that necessarily exists before o (graph
+    inputs and outputs of o's ancestors) and is a graph output or is read by o or a descendant
+    of o (such a reader runs at o's step or later).
+    """
+    always = [t for t in range(n, len(sizes)) if sizes[t]]
+    bounds = []
+    for i in range(n):
+        need = desc[i]
+        total = step_add[i]
+        for t in [*_bits(anc[i]), *always]:
+            if is_output[t] or readers[t] & need:
+                total += sizes[t]
+        bounds.append(total)
+    return tuple(bounds)
 
 
 def _order_indices(c: _Compiled, order: Sequence[str]) -> list[int]:
@@ -248,14 +302,6 @@ def _ready_after(c: _Compiled, ready: int, done2: int, o: int) -> int:
     return ready
 
 
-def _initial_ready(c: _Compiled) -> int:
-    ready = 0
-    for i in range(c.n):
-        if not c.pred[i]:
-            ready |= 1 << i
-    return ready
-
-
 def _bits(mask: int) -> list[int]:
     out = []
     while mask:
@@ -266,7 +312,10 @@ def _bits(mask: int) -> list[int]:
 
 
 def _steps(c: _Compiled, idx: Sequence[int]) -> list[int]:
-    done, live = 0, c.live0
+    return _steps_from(c, 0, c.live0, idx)
+
+
+def _steps_from(c: _Compiled, done: int, live: int, idx: Sequence[int]) -> list[int]:
     mem = []
     for o in idx:
         mem.append(live + c.step_add[o])
@@ -275,59 +324,51 @@ def _steps(c: _Compiled, idx: Sequence[int]) -> list[int]:
 
 
 def _lower_bound(c: _Compiled) -> int:
-    """Max over ops o of what every order must hold at o's step.
-
-    At o's step every tensor produced by an ancestor of o (or a graph input) that is a graph
-    output or is read by o or a descendant of o is live, plus o's output and workspace.
-    """
-    n = c.n
-    anc = [0] * n
-    for i in range(n):
-        a = c.pred[i]
-        for p in _bits(c.pred[i]):
-            a |= anc[p]
-        anc[i] = a
-    desc_or_self = [1 << i for i in range(n)]
-    for i in range(n - 1, -1, -1):
-        for s in c.succ[i]:
-            desc_or_self[i] |= desc_or_self[s]
-    gin = range(n, len(c.names))
-    best = 0
-    for i in range(n):
-        need = desc_or_self[i]
-        total = c.step_add[i]
-        for t in _bits(anc[i]):
-            if c.is_output[t] or c.readers[t] & need:
-                total += c.size[t]
-        for t in gin:
-            if c.is_output[t] or c.readers[t] & need:
-                total += c.size[t]
-        best = max(best, total)
-    return best
+    return max(c.op_bound, default=0)
 
 
-# Greedy rules: the key each rule minimises over the ready ops, from (step memory, live after).
-_RULES = (
-    lambda step, after: (step, after),
-    lambda step, after: (after, step),
-    lambda step, after: (max(step, after), after),
-)
+def _live(c: _Compiled, done: int) -> int:
+    """Live bytes once exactly the ops in ``done`` have run."""
+    total = 0
+    for t in [*_bits(done), *range(c.n, len(c.names))]:
+        if c.is_output[t] or c.readers[t] & ~done:
+            total += c.size[t]
+    return total
+
+
+def _ready_at(c: _Compiled, done: int) -> int:
+    ready = 0
+    for i in range(c.n):
+        if not done >> i & 1 and c.pred[i] & done == c.pred[i]:
+            ready |= 1 << i
+    return ready
 
 
 def _greedy_from(
-    c: _Compiled, done: int, live: int, ready: int, rule: int = 0
+    c: _Compiled, done: int, live: int, ready: int, goal: int, rule: int = 2, cap: int = 0
 ) -> tuple[list[int], int]:
-    """Complete from a state by a greedy rule; return (ops run, peak of those steps)."""
-    key_of = _RULES[rule]
+    """Run ops greedily from a state until ``goal`` is done; return (ops run, their peak).
+
+    Rule 0 runs the ready op of least step memory (ties: least live bytes after), rule 1 the
+    one leaving the least live bytes (ties: least step memory); rule 2 treats every step at or
+    below ``cap`` and the peak so far as free, then leaves the least live bytes.
+    """
     seq: list[int] = []
     worst = 0
-    while ready:
-        best_key = None
+    step_add = c.step_add
+    while done & goal != goal:
+        best_key: tuple[int, ...] | None = None
         best = (0, 0, 0, 0)
+        free = max(cap, worst)
         for o in _bits(ready):
-            step = live + c.step_add[o]
+            step = live + step_add[o]
             done2, live2 = _advance(c, done, live, o)
-            key = key_of(step, live2)
+            if rule == 0:
+                key: tuple[int, ...] = (step, live2)
+            elif rule == 1:
+                key = (live2, step)
+            else:
+                key = (max(step, free), live2, step)
             if best_key is None or key < best_key:
                 best_key, best = key, (o, step, done2, live2)
         o, step, done, live = best
@@ -337,17 +378,58 @@ def _greedy_from(
     return seq, worst
 
 
-def _greedy(c: _Compiled) -> tuple[list[int], int]:
-    """Best of the spec order and a few greedy rules."""
-    spec = list(range(c.n))
-    steps = _steps(c, spec)
-    best_seq, best_peak = spec, max(steps, default=0)
-    ready0 = _initial_ready(c)
-    for rule in range(len(_RULES)):
-        seq, worst = _greedy_from(c, 0, c.live0, ready0, rule)
+def _greedy_segment(c: _Compiled, start: int, goal: int, cap: int) -> tuple[list[int], int]:
+    """Best of the index order and the greedy rules from ``start`` until ``goal`` is done."""
+    live0 = _live(c, start)
+    ready0 = _ready_at(c, start)
+    spec = _bits(goal & ~start)
+    best_seq, best_peak = spec, max(_steps_from(c, start, live0, spec), default=0)
+    for rule in range(3):
+        seq, worst = _greedy_from(c, start, live0, ready0, goal, rule, cap)
         if worst < best_peak:
             best_seq, best_peak = seq, worst
     return best_seq, best_peak
+
+
+def _greedy(c: _Compiled) -> tuple[list[int], int]:
+    """Best of the spec order and the greedy rules over the whole graph."""
+    return _greedy_segment(c, 0, (1 << c.n) - 1, _lower_bound(c))
+
+
+def _beam(c: _Compiled, start: int, goal: int, width: int, floor: int) -> tuple[list[int], int]:
+    """Beam search from ``start`` to ``goal`` keeping the ``width`` best states per depth.
+
+    States are ranked by (max(peak so far, floor), live bytes); all states of a layer have
+    run the same number of ops, so they all reach the goal together.
+    """
+    # layer entries: (rank peak, live, done set, ready set, peak, index in previous layer, op)
+    layer = [(floor, _live(c, start), start, _ready_at(c, start), 0, -1, -1)]
+    history = []
+    step_add = c.step_add
+    while layer[0][2] & goal != goal:
+        children: dict[int, tuple[int, int, int, int, int, int, int]] = {}
+        for k, (_, live, done, ready, g, _, _) in enumerate(layer):
+            for o in _bits(ready):
+                g2 = max(g, live + step_add[o])
+                done2, live2 = _advance(c, done, live, o)
+                old = children.get(done2)
+                rank = max(g2, floor)
+                if old is None or (rank, live2) < old[:2]:
+                    children[done2] = (rank, live2, done2, ready, g2, k, o)
+        history.append(layer)
+        kept = sorted(children.values())[:width]
+        layer = [
+            (rank, live, done, _ready_after(c, ready, done, o), g, k, o)
+            for rank, live, done, ready, g, k, o in kept
+        ]
+    best = layer[0]
+    seq = []
+    entry = best
+    for prev in reversed(history):
+        seq.append(entry[6])
+        entry = prev[entry[5]]
+    seq.reverse()
+    return seq, best[4]
 
 
 # --------------------------------------------------------------------------------------------
@@ -404,8 +486,9 @@ def live_at(problem: Problem, order: Sequence[str], step: int) -> dict[str, int]
 def greedy_order(problem: Problem) -> tuple[str, ...]:
     """A good order found fast: the best of the spec order and three greedy rules.
 
-    Each rule repeatedly runs the ready op minimising, respectively, (step memory, live bytes
-    after), (live bytes after, step memory), or (max of the two, live bytes after).
+    Each rule repeatedly runs a ready op: the one of least step memory; the one leaving the
+    least live bytes; or, treating every step up to max(:func:`lower_bound`, peak so far) as
+    free, the one leaving the least live bytes (ties: least step memory).
     """
     c = _compile(problem)
     seq, _ = _greedy(c)
@@ -426,8 +509,178 @@ def lower_bound(problem: Problem) -> int:
 # --------------------------------------------------------------------------------------------
 # Exact search.
 
-_CHECK_EVERY = 512  # expansions between time-limit checks
-_DIVE_EVERY = 2048  # expansions between greedy completions that may improve the incumbent
+_CHECK_EVERY = 256  # expansions between clock checks
+_BEAM_WIDTH = 16  # beam search width for a first incumbent on larger pieces
+_BEAM_MIN_OPS = 16
+_LB_SHARE = 0.15  # share of the limits kept for raising the lower bound of an unsolved piece
+_INF = float("inf")
+
+
+def _segments(c: _Compiled) -> list[tuple[int, int]]:
+    """Split the ops at cut ops (ops comparable to every other op).
+
+    When op v is comparable to all ops, every order runs exactly the ancestors of v before it,
+    so orders are concatenations of independent pieces and the peak is the max of the pieces'
+    peaks. Returns (done set at the piece's start, done set at its end) per non-empty piece.
+    """
+    full = (1 << c.n) - 1
+    cuts = [0]
+    for v in range(c.n):
+        if c.anc[v] | c.desc[v] == full:
+            cuts.append(c.anc[v] | 1 << v)
+    if cuts[-1] != full:
+        cuts.append(full)
+    return [(a, b) for a, b in zip(cuts, cuts[1:], strict=False) if a != b]
+
+
+_FOUND, _DEAD, _ABORTED = 0, 1, 2
+
+
+class _Piece:
+    """Exact search for one piece (from the done set ``start`` until ``goal`` is done).
+
+    The search asks budgeted questions: "is there an order of the piece whose every step is at
+    most B?" Each is a depth-first search over done sets (int bitmasks). A memo keeps, for every
+    state that was shown to fail, a lower bound on the smallest achievable max over its future
+    steps (``future_lb``); it stays valid for every later question, so failed subtrees are never
+    searched twice below that bound. A failed question at B also proves the piece cannot do
+    better than the smallest step the search had to refuse (the next critical budget).
+    """
+
+    def __init__(
+        self, c: _Compiled, start: int, goal: int, floor: int, seq: list[int], ub: int
+    ) -> None:
+        self.c, self.start, self.goal = c, start, goal
+        self.lb, self.ub, self.ub_seq = floor, ub, seq
+        self.explored = 0
+        self.future_lb: dict[int, int] = {}
+        self.live0 = _live(c, start)
+        self.ready0 = _ready_at(c, start)
+
+    @property
+    def proven(self) -> bool:
+        return self.lb >= self.ub
+
+    def offer(self, seq: list[int], worst: int) -> None:
+        """Take ``seq`` (ops from start to goal) as the incumbent if it is better."""
+        if worst < self.ub:
+            self.ub, self.ub_seq = worst, seq
+
+    def solve(self, max_expansions: int, deadline: float | None) -> bool:
+        """Close the gap between ``lb`` and ``ub`` within the limits; True once proven.
+
+        Mostly asks for a strictly better order than the incumbent (budget ``ub - 1``): cheap
+        while one exists, and the last, failing question proves optimality. If that runs out
+        of limits, the reserved rest raises the lower bound with failing questions at budgets
+        growing geometrically from ``lb`` (cheap ones first).
+        """
+        now = time.perf_counter()
+        stop = self.explored + max_expansions
+        main_stop = self.explored + int(max_expansions * (1 - _LB_SHARE))
+        main_deadline = None if deadline is None else now + (deadline - now) * (1 - _LB_SHARE)
+        while not self.proven:
+            if self.probe(self.ub - 1, main_stop - self.explored, main_deadline) == _ABORTED:
+                break
+        step = max(1, (self.ub - self.lb) // 64)
+        while not self.proven:
+            budget = min(self.lb + step, self.ub - 1)
+            if self.probe(budget, stop - self.explored, deadline) == _ABORTED:
+                break
+            step *= 2
+        return self.proven
+
+    def probe(self, budget: int, max_expansions: int, deadline: float | None) -> int:
+        """Search for an order of the piece with every step <= ``budget``.
+
+        Returns _FOUND (the incumbent was improved), _DEAD (no such order: ``lb`` is raised to
+        the smallest refused future step) or _ABORTED (a limit was hit).
+        """
+        c, goal, memo = self.c, self.goal, self.future_lb
+        step_add, outlive, freeable = c.step_add, c.outlive, c.freeable
+        stop = self.explored + max_expansions
+        # frame: [done set, ready set, ops run to reach it, children left, least refused step,
+        #         done set before the dominance chain]
+        frames: list[list] = []
+        pending: tuple[int, int, int, int] | None = (self.start, self.live0, self.ready0, -1)
+        result = 0  # least refused future step of the subtree just finished (0: none yet)
+        while True:
+            if pending is not None:
+                state, live, ready, op = pending
+                pending = None
+                if self.explored >= stop or (
+                    deadline is not None
+                    and self.explored % _CHECK_EVERY == 0
+                    and time.perf_counter() > deadline
+                ):
+                    return _ABORTED
+                self.explored += 1
+                first = state
+                chain = [] if op < 0 else [op]
+                while True:
+                    # One pass over the ready ops: refuse those over budget, and run at once
+                    # (dominance) the first one that fits and does not raise the live bytes.
+                    least = _INF
+                    kids = []
+                    closing = -1
+                    mask = ready & goal  # once the piece's last op ran, the next piece's ops
+                    while mask:  # get ready: they are not part of this search
+                        low = mask & -mask
+                        mask ^= low
+                        o = low.bit_length() - 1
+                        step = live + step_add[o]
+                        if step > budget:
+                            if step < least:
+                                least = step
+                            continue
+                        done2 = state | low
+                        live2 = live + outlive[o]
+                        for rmask, nbytes in freeable[o]:
+                            if rmask & done2 == rmask:
+                                live2 -= nbytes
+                        if live2 <= live:
+                            closing = o
+                            break
+                        kids.append((live2, step, done2, o))
+                    if closing < 0:
+                        break
+                    chain.append(closing)
+                    ready = _ready_after(c, ready, done2, closing)
+                    state, live = done2, live2
+                if state & goal == goal:
+                    path = [o for f in frames for o in f[2]] + chain
+                    worst = max(_steps_from(c, self.start, self.live0, path), default=0)
+                    self.offer(path, worst)
+                    return _FOUND
+                known = memo.get(state, 0)
+                if known > budget:
+                    memo[first] = max(memo.get(first, 0), known)
+                    result = known
+                    continue
+                # tried from the end: least live bytes after first (memo checked when tried)
+                kids.sort(reverse=True)
+                frames.append([state, ready, chain, kids, least, first])
+                result = 0
+                continue
+            if not frames:
+                self.lb = max(self.lb, result)
+                return _DEAD
+            frame = frames[-1]
+            if result and result < frame[4]:
+                frame[4] = result
+            kids = frame[3]
+            if kids:
+                live2, _, done2, o = kids.pop()
+                known = memo.get(done2, 0)
+                if known > budget:
+                    result = known
+                else:
+                    pending = (done2, live2, _ready_after(c, frame[1], done2, o), o)
+                    result = 0
+                continue
+            frames.pop()
+            result = frame[4]
+            memo[frame[0]] = max(memo.get(frame[0], 0), result)
+            memo[frame[5]] = max(memo.get(frame[5], 0), result)
 
 
 def optimal_order(
@@ -435,126 +688,49 @@ def optimal_order(
 ) -> ScheduleResult:
     """The order of minimum Eq. 1 peak, proven optimal unless a budget stops the search.
 
-    Best-first search over the sets of scheduled ops (the live bytes are a function of the set),
-    ordered by ``max(peak so far, lower_bound)``, deeper states first on ties. States are int
-    bitmasks, each expanded at most once. A greedy incumbent prunes every state whose key
-    reaches its peak; periodic greedy completions can improve the incumbent.
-
-    Dominance rule: from a state S with key k, if a ready op o has step memory <= k and running
-    it does not increase the live bytes, o is run at once (no branching). Safe because moving o
-    to the front of any completion of S does not raise any later step (the bytes o frees can
-    only grow as more ops run, and o's output is read only after o) and o's own step is <= k,
-    which is <= the peak of every completion of S.
-
-    When ``max_states`` expansions or ``time_limit`` seconds are reached, the best order found
-    so far is returned with ``optimal=False`` and a lower bound: the smallest key on the open
-    frontier (never below :func:`lower_bound`).
+    See the module docstring for the method. ``max_states`` caps the number of search states
+    expanded (over all pieces) and ``time_limit`` the seconds. When a limit is hit, the best
+    order found so far is returned with ``optimal=False`` and a proven lower bound (at least
+    :func:`lower_bound`).
     """
     t0 = time.perf_counter()
-    c = _compile(problem)
-    n = c.n
-    seq, ub = _greedy(c)
-    lb = _lower_bound(c)
-    best_seq = seq
-
-    def result(order_idx: Sequence[int], peak_bytes: int, low: int, states: int) -> ScheduleResult:
-        return ScheduleResult(
-            order=tuple(c.names[i] for i in order_idx),
-            peak_bytes=peak_bytes,
-            optimal=low >= peak_bytes,
-            lower_bound_bytes=min(low, peak_bytes),
-            states_explored=states,
-            seconds=time.perf_counter() - t0,
-        )
-
-    if n == 0 or ub <= lb:
-        return result(best_seq, ub, lb, 0)
-
-    full = (1 << n) - 1
-    step_add = c.step_add
-    # parent[S] = (previous closed state, ops run from it to reach S); membership = closed.
-    parent: dict[int, tuple[int, tuple[int, ...]]] = {}
-    best_key: dict[int, int] = {0: lb}
-    # Heap entry: (key, -depth, live, S, parent's ready set, peak so far, parent, op run).
-    heap: list[tuple[int, int, int, int, int, int, int, int]] = [
-        (lb, 0, c.live0, 0, _initial_ready(c), 0, -1, -1)
-    ]
-    explored = 0
     deadline = None if time_limit is None else t0 + time_limit
-
-    def prefix(state: int) -> list[int]:
-        ops: list[int] = []
-        while state:
-            state, run = parent[state]
-            ops.extend(reversed(run))
-        ops.reverse()
-        return ops
-
-    while heap:
-        if explored >= max_states or (
-            deadline is not None and explored % _CHECK_EVERY == 0 and time.perf_counter() > deadline
-        ):
-            while heap and heap[0][3] in parent:
-                heapq.heappop(heap)
-            low = max(lb, heap[0][0]) if heap else ub
-            return result(best_seq, ub, low, explored)
-        key, negdepth, live, state, ready, g, par, op = heapq.heappop(heap)
-        if key >= ub:
-            break  # every open state is at least as bad as the incumbent
-        if state in parent:
+    c = _compile(problem)
+    floor = _lower_bound(c)
+    todo = []
+    for start, goal in _segments(c):
+        seq, worst = _greedy_segment(c, start, goal, floor)
+        piece_lb = max(c.op_bound[o] for o in _bits(goal & ~start))
+        todo.append((piece_lb, worst, start, goal, seq))
+    # Hardest first: its optimum raises the floor, which can settle the others at once.
+    todo.sort(key=lambda p: (-p[0], -p[1], p[2]))
+    pieces: list[_Piece] = []
+    explored = 0
+    for _, worst, start, goal, seq in todo:
+        piece = _Piece(c, start, goal, floor, seq, worst)
+        pieces.append(piece)
+        out_of_time = deadline is not None and time.perf_counter() > deadline
+        if piece.proven or explored >= max_states or out_of_time:
             continue
-        if op >= 0:
-            parent[state] = (par, (op,))
-            ready = _ready_after(c, ready, state, op)
-        else:
-            parent[state] = (par, ())
-        explored += 1
+        if (goal & ~start).bit_count() >= _BEAM_MIN_OPS:
+            piece.offer(*_beam(c, start, goal, _BEAM_WIDTH, floor))
+        piece.solve(max_states - explored, deadline)
+        explored += piece.explored
+        if piece.proven:
+            floor = max(floor, piece.ub)
 
-        # Dominance rule: run memory-non-increasing ops that fit under the key, no branching.
-        chain: list[int] = []
-        start = state
-        moved = True
-        while moved:
-            moved = False
-            for o in _bits(ready):
-                step = live + step_add[o]
-                if step > key:
-                    continue
-                done2, live2 = _advance(c, state, live, o)
-                if live2 <= live:
-                    g = max(g, step)
-                    chain.append(o)
-                    state, live = done2, live2
-                    ready = _ready_after(c, ready, state, o)
-                    moved = True
-                    break
-        if chain:
-            if state in parent:
-                continue
-            parent[state] = (start, tuple(chain))
-        if state == full:
-            return result(prefix(state), g, g, explored)
-
-        if explored % _DIVE_EVERY == 0:
-            tail, worst = _greedy_from(c, state, live, ready)
-            worst = max(worst, g)
-            if worst < ub:
-                ub, best_seq = worst, prefix(state) + tail
-
-        depth = -negdepth + len(chain) + 1
-        for o in _bits(ready):
-            g2 = max(g, live + step_add[o])
-            key2 = g2 if g2 > lb else lb
-            if key2 >= ub:
-                continue
-            done2, live2 = _advance(c, state, live, o)
-            if done2 in parent or best_key.get(done2, ub) <= key2:
-                continue
-            best_key[done2] = key2
-            heapq.heappush(heap, (key2, -depth, live2, done2, ready, g2, state, o))
-
-    # Every state that could beat the incumbent was expanded: the incumbent is optimal.
-    return result(best_seq, ub, ub, explored)
+    pieces.sort(key=lambda p: p.start)
+    order = [o for p in pieces for o in p.ub_seq]
+    worst = max((p.ub for p in pieces), default=0)
+    low = max([floor, *(p.lb for p in pieces)])
+    return ScheduleResult(
+        order=tuple(c.names[i] for i in order),
+        peak_bytes=worst,
+        optimal=low >= worst,
+        lower_bound_bytes=min(low, worst),
+        states_explored=explored,
+        seconds=time.perf_counter() - t0,
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -629,10 +805,8 @@ def place_buffers(problem: Problem, order: Sequence[str], *, alignment: int = 1)
     buffers: list[tuple[str, int, int, int]] = []  # (name, bytes, first step, last step)
     for t, name in enumerate(c.names):
         start = pos[t] if t < c.n else 0
-        if c.is_output[t]:
-            end = last
-        else:
-            end = max((pos[r] for r in _bits(c.readers[t])), default=start)
+        readers = [pos[r] for r in _bits(c.readers[t])]
+        end = last if c.is_output[t] else max(readers, default=start)
         buffers.append((name, c.size[t], start, max(start, end)))
     for o in range(c.n):
         ws = c.step_add[o] - c.size[o]
