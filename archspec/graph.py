@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import networkx as nx
@@ -58,8 +59,19 @@ class Graph:
     blocks: tuple[Block, ...]
     outputs: tuple[str, ...]
     row_outputs: Mapping[int, str]
-    nx: nx.DiGraph
     by_name: Mapping[str, GNode]
+    readers: Mapping[str, tuple[str, ...]]  # tensor -> consuming nodes, in spec order
+
+    @cached_property
+    def nx(self) -> nx.DiGraph:
+        """The graph as a frozen networkx DiGraph (nodes carry `node` and `position`); built on
+        first use, since sweeps that only count costs never need it."""
+        g = nx.DiGraph()
+        for position, node in enumerate(self.nodes):
+            g.add_node(node.name, node=node, position=position)
+            for src in node.inputs:
+                g.add_edge(src, node.name)
+        return nx.freeze(g)
 
     @property
     def name(self) -> str:
@@ -87,7 +99,7 @@ class Graph:
 
     def consumers(self, name: str) -> list[str]:
         """Nodes that read the tensor `name`, in spec order."""
-        return sorted(self.nx.successors(name), key=self._position)
+        return list(self.readers.get(name, ()))
 
     def weights(self, node: GNode) -> list[WeightSpec]:
         """The weight arrays of a node in the canonical layout."""
@@ -102,9 +114,6 @@ class Graph:
     def input(self) -> GNode:
         """The network input node."""
         return self.nodes[0]
-
-    def _position(self, name: str) -> int:
-        return self.nx.nodes[name]["position"]
 
 
 def weight_key(node: str, weight: str) -> str:

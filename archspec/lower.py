@@ -10,8 +10,6 @@ from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
-import networkx as nx
-
 from archspec.errors import SpecError
 from archspec.graph import INPUT, Block, GNode, Graph
 from archspec.names import identifier_problem
@@ -49,6 +47,7 @@ class _Lowering:
         self.spec = spec
         self.nodes: dict[str, GNode] = {}
         self.blocks: list[Block] = []
+        self.block_members: dict[str, list[str]] = {}
         self.row_outputs: dict[int, str] = {}
         self.row_names: dict[str, int] = {}
         self.block_count = 0
@@ -164,6 +163,8 @@ class _Lowering:
                 row.loc,
                 f"layers[{row.index}]",
             )
+        if block is not None:
+            self.block_members.setdefault(block, []).append(name)
         self.nodes[name] = GNode(
             name, op, tuple(inputs), shape, MappingProxyType(full), row.index, block, role, row.loc
         )
@@ -171,7 +172,7 @@ class _Lowering:
 
     def add_block(self, name: str, row: Row, src: str, out: str, *, t: int, residual: bool) -> None:
         """Record a bottleneck block (its nodes are those emitted with `block=name`)."""
-        members = tuple(n for n, node in self.nodes.items() if node.block == name)
+        members = tuple(self.block_members.pop(name, ()))
         self.blocks.append(Block(name, row.index, src, out, members, t, residual))
 
     def finish(self, row: Row, out: str) -> None:
@@ -203,11 +204,10 @@ def lower(spec: Spec) -> Graph:
         outputs = tuple(ctx.resolve(last, name, "outputs") for name in spec.outputs)
     else:
         outputs = (ctx.row_outputs[last.index],)
-    g = nx.DiGraph()
-    for position, node in enumerate(ctx.nodes.values()):
-        g.add_node(node.name, node=node, position=position)
-        for src in node.inputs:
-            g.add_edge(src, node.name)
+    readers: dict[str, list[str]] = {}
+    for node in ctx.nodes.values():
+        for src in dict.fromkeys(node.inputs):
+            readers.setdefault(src, []).append(node.name)
     _check_all_used(spec, ctx, outputs)
     return Graph(
         spec,
@@ -215,8 +215,8 @@ def lower(spec: Spec) -> Graph:
         tuple(ctx.blocks),
         outputs,
         MappingProxyType(dict(ctx.row_outputs)),
-        nx.freeze(g),
         MappingProxyType(dict(ctx.nodes)),
+        MappingProxyType({k: tuple(v) for k, v in readers.items()}),
     )
 
 

@@ -87,13 +87,22 @@ class CostReport:
 def layer_cost(graph: Graph, node: GNode, profile: str = "slim") -> LayerCost:
     """Cost of one node of `graph` under `profile`."""
     ins = graph.input_shapes(node)
-    terms = dict(GRAPH_OPS[node.op].madds(node.attrs, ins, node.shape))
-    for key, value in PROFILES[profile](node, ins).items():
-        terms[key] = terms.get(key, 0) + value
-    sizes: dict[str, int] = {}
-    for w in GRAPH_OPS[node.op].weights(node.attrs, ins, node.shape):
-        sizes[w.kind] = sizes.get(w.kind, 0) + math.prod(w.shape)
-    params = sum(sizes.get(k, 0) for k in TRAINABLE)
+    op = GRAPH_OPS[node.op]
+    terms = op.madds(node.attrs, ins, node.shape)
+    extra = PROFILES[profile](node, ins)
+    if extra:
+        terms = dict(terms)
+        for key, value in extra.items():
+            terms[key] = terms.get(key, 0) + value
+    params = bn_params = bn_buffers = 0
+    for w in op.weights(node.attrs, ins, node.shape):
+        count = math.prod(w.shape)
+        if w.kind in TRAINABLE:
+            params += count
+        elif w.kind in BN_TRAINABLE:
+            bn_params += count
+        else:
+            bn_buffers += count
     return LayerCost(
         name=node.name,
         op=node.op,
@@ -104,8 +113,8 @@ def layer_cost(graph: Graph, node: GNode, profile: str = "slim") -> LayerCost:
         output_shape=node.shape,
         terms=MappingProxyType(terms),
         params=params,
-        params_with_bn=params + sum(sizes.get(k, 0) for k in BN_TRAINABLE),
-        bn_buffers=sum(sizes.get(k, 0) for k in BN_BUFFERS),
+        params_with_bn=params + bn_params,
+        bn_buffers=bn_buffers,
     )
 
 
