@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import importlib.util
 import itertools
+import math
 import os
 import sys
 import tempfile
@@ -170,7 +171,9 @@ class Comparison:
 
     @property
     def relative(self) -> float:
-        """max |a − b| / max(1, max |reference|)."""
+        """max |a − b| / max(1, max |reference|); infinite when either side is NaN or infinite."""
+        if not (math.isfinite(self.max_abs) and math.isfinite(self.scale)):
+            return math.inf
         return self.max_abs / max(1.0, self.scale)
 
 
@@ -225,6 +228,9 @@ def verify(
             if target not in registered:
                 result.skipped[target] = "target not available in this build"
                 continue
+            if target not in RUNNERS:
+                result.skipped[target] = "verify does not know how to run this target"
+                continue
             try:
                 result.runtimes[target] = RUNNERS[target].runtime()
             except ImportError as exc:
@@ -233,6 +239,11 @@ def verify(
             folder = Path(tmp) / target
             write_tree(folder, target_files(graph, target, weights))
             outputs[target] = RUNNERS[target].run(folder, graph, x)
+            if len(outputs[target]) != len(graph.outputs):
+                raise RuntimeError(
+                    f"the {target} model returned {len(outputs[target])} outputs; expected "
+                    f"{len(graph.outputs)} ({', '.join(graph.outputs)})"
+                )
         steps.step("reference")
         refs = [reference_forward(graph, weights, xi) for xi in x.astype(np.float64)]
         steps.close()

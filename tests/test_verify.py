@@ -76,6 +76,19 @@ def test_verify_fails_when_a_target_disagrees(
     assert failing == {("logits", "onnx", "reference"), ("logits", "pytorch", "onnx")}
 
 
+def test_nan_output_fails(branching_graph, monkeypatch: pytest.MonkeyPatch) -> None:
+    honest = RUNNERS["pytorch"]
+
+    def nan_somewhere(folder, graph, x):
+        outs = honest.run(folder, graph, x)
+        outs[0][0, 0, 0, 0] = np.nan
+        return outs
+
+    monkeypatch.setitem(RUNNERS, "pytorch", Runner(honest.runtime, nan_somewhere))
+    result = verify(branching_graph, init_weights(branching_graph, 0), targets=("pytorch",))
+    assert not result.passed
+
+
 def test_verify_exit_status_1_above_tolerance(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
