@@ -350,7 +350,9 @@ def test_budget_questions_share_a_sound_memo(p: Problem, fractions: list[float])
     # times with one memo; answers must stay exact whatever the sequence of budgets.
     c = schedule._compile(p)
     best = dp_optimum(p)
-    piece = schedule._Piece(c, 0, (1 << c.n) - 1, 0, list(range(c.n)), peak(p, p.ops)[0])
+    ready0 = schedule._ready_at(c, 0)
+    full = (1 << c.n) - 1
+    piece = schedule._Piece(c, 0, full, c.live0, ready0, 0, list(range(c.n)), peak(p, p.ops)[0])
     for f in fractions:
         budget = int(best * f)
         outcome = piece.probe(budget, 10**6, None)

@@ -232,7 +232,7 @@ def _compile(problem: Problem) -> _Compiled:
         index={op: i for i, op in enumerate(ops)},
         anc=tuple(anc),
         desc=tuple(desc),
-        op_bound=_op_bounds(n, sizes, step_add, readers, is_output, anc, desc),
+        op_bound=_op_bounds(n, sizes, step_add, readers, is_output, anc, desc, pred, succ),
     )
 
 
@@ -244,6 +244,8 @@ def _op_bounds(
     is_output: Sequence[bool],
     anc: Sequence[int],
     desc: Sequence[int],
+    pred: Sequence[int],
+    succ: Sequence[Sequence[int]],
 ) -> tuple[int, ...]:
     """Per op o: the bytes every order holds at o's step.
 
@@ -251,12 +253,26 @@ def _op_bounds(
     inputs and outputs of o's ancestors) and is a graph output or is read by o or a descendant
     of o (such a reader runs at o's step or later).
     """
-    always = [t for t in range(n, len(sizes)) if sizes[t]]
+    n_tensors = len(sizes)
+    outputs = 0  # bitmask over op outputs that are graph outputs
+    for t in range(n):
+        if is_output[t]:
+            outputs |= 1 << t
+    # read_below[o]: producer ops read by o or any descendant of o
+    read_below = [0] * n
+    for i in range(n - 1, -1, -1):
+        mask = pred[i]
+        for s in succ[i]:
+            mask |= read_below[s]
+        read_below[i] = mask
+    gin = [t for t in range(n, n_tensors) if sizes[t]]
     bounds = []
     for i in range(n):
         need = desc[i]
         total = step_add[i]
-        for t in [*_bits(anc[i]), *always]:
+        for t in _bits(anc[i] & (read_below[i] | outputs)):
+            total += sizes[t]
+        for t in gin:
             if is_output[t] or readers[t] & need:
                 total += sizes[t]
         bounds.append(total)
@@ -327,15 +343,6 @@ def _lower_bound(c: _Compiled) -> int:
     return max(c.op_bound, default=0)
 
 
-def _live(c: _Compiled, done: int) -> int:
-    """Live bytes once exactly the ops in ``done`` have run."""
-    total = 0
-    for t in [*_bits(done), *range(c.n, len(c.names))]:
-        if c.is_output[t] or c.readers[t] & ~done:
-            total += c.size[t]
-    return total
-
-
 def _ready_at(c: _Compiled, done: int) -> int:
     ready = 0
     for i in range(c.n):
@@ -378,10 +385,10 @@ def _greedy_from(
     return seq, worst
 
 
-def _greedy_segment(c: _Compiled, start: int, goal: int, cap: int) -> tuple[list[int], int]:
+def _greedy_segment(
+    c: _Compiled, start: int, goal: int, live0: int, ready0: int, cap: int
+) -> tuple[list[int], int]:
     """Best of the index order and the greedy rules from ``start`` until ``goal`` is done."""
-    live0 = _live(c, start)
-    ready0 = _ready_at(c, start)
     spec = _bits(goal & ~start)
     best_seq, best_peak = spec, max(_steps_from(c, start, live0, spec), default=0)
     for rule in range(3):
@@ -393,17 +400,20 @@ def _greedy_segment(c: _Compiled, start: int, goal: int, cap: int) -> tuple[list
 
 def _greedy(c: _Compiled) -> tuple[list[int], int]:
     """Best of the spec order and the greedy rules over the whole graph."""
-    return _greedy_segment(c, 0, (1 << c.n) - 1, _lower_bound(c))
+    full = (1 << c.n) - 1
+    return _greedy_segment(c, 0, full, c.live0, _ready_at(c, 0), _lower_bound(c))
 
 
-def _beam(c: _Compiled, start: int, goal: int, width: int, floor: int) -> tuple[list[int], int]:
+def _beam(
+    c: _Compiled, start: int, goal: int, live0: int, ready0: int, width: int, floor: int
+) -> tuple[list[int], int]:
     """Beam search from ``start`` to ``goal`` keeping the ``width`` best states per depth.
 
     States are ranked by (max(peak so far, floor), live bytes); all states of a layer have
     run the same number of ops, so they all reach the goal together.
     """
     # layer entries: (rank peak, live, done set, ready set, peak, index in previous layer, op)
-    layer = [(floor, _live(c, start), start, _ready_at(c, start), 0, -1, -1)]
+    layer = [(floor, live0, start, ready0, 0, -1, -1)]
     history = []
     step_add = c.step_add
     while layer[0][2] & goal != goal:
@@ -548,14 +558,21 @@ class _Piece:
     """
 
     def __init__(
-        self, c: _Compiled, start: int, goal: int, floor: int, seq: list[int], ub: int
+        self,
+        c: _Compiled,
+        start: int,
+        goal: int,
+        live0: int,
+        ready0: int,
+        floor: int,
+        seq: list[int],
+        ub: int,
     ) -> None:
         self.c, self.start, self.goal = c, start, goal
         self.lb, self.ub, self.ub_seq = floor, ub, seq
         self.explored = 0
         self.future_lb: dict[int, int] = {}
-        self.live0 = _live(c, start)
-        self.ready0 = _ready_at(c, start)
+        self.live0, self.ready0 = live0, ready0
 
     @property
     def proven(self) -> bool:
@@ -698,22 +715,30 @@ def optimal_order(
     c = _compile(problem)
     floor = _lower_bound(c)
     todo = []
+    live = c.live0
     for start, goal in _segments(c):
-        seq, worst = _greedy_segment(c, start, goal, floor)
-        piece_lb = max(c.op_bound[o] for o in _bits(goal & ~start))
-        todo.append((piece_lb, worst, start, goal, seq))
+        ops = _bits(goal & ~start)
+        ready = 0
+        for o in ops:
+            if c.pred[o] & start == c.pred[o]:
+                ready |= 1 << o
+        seq, worst = _greedy_segment(c, start, goal, live, ready, floor)
+        piece_lb = max(c.op_bound[o] for o in ops)
+        todo.append((piece_lb, worst, start, goal, live, ready, seq))
+        for o in ops:  # the live bytes at the next piece's start (index order is topological)
+            start, live = _advance(c, start, live, o)
     # Hardest first: its optimum raises the floor, which can settle the others at once.
     todo.sort(key=lambda p: (-p[0], -p[1], p[2]))
     pieces: list[_Piece] = []
     explored = 0
-    for _, worst, start, goal, seq in todo:
-        piece = _Piece(c, start, goal, floor, seq, worst)
+    for _, worst, start, goal, live, ready, seq in todo:
+        piece = _Piece(c, start, goal, live, ready, floor, seq, worst)
         pieces.append(piece)
         out_of_time = deadline is not None and time.perf_counter() > deadline
         if piece.proven or explored >= max_states or out_of_time:
             continue
         if (goal & ~start).bit_count() >= _BEAM_MIN_OPS:
-            piece.offer(*_beam(c, start, goal, _BEAM_WIDTH, floor))
+            piece.offer(*_beam(c, start, goal, live, ready, _BEAM_WIDTH, floor))
         piece.solve(max_states - explored, deadline)
         explored += piece.explored
         if piece.proven:
