@@ -307,7 +307,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="what to generate",
     )
     p.add_argument(
-        "-o", "--output", metavar="DIR", help="output folder (default: out/<spec name>/<target>)"
+        "-o",
+        "--output",
+        metavar="DIR",
+        help="output folder (default: out/<spec name, . and - as _>/<target>)",
     )
     source = p.add_mutually_exclusive_group()
     source.add_argument(
@@ -353,6 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--tolerance",
         type=_positive_float,
         default=1e-4,
+        metavar="X",
         help="largest allowed max|a-b| / max(1, max|reference|) (default: 1e-4)",
     )
     p.add_argument(
