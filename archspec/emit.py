@@ -74,11 +74,12 @@ def environment() -> jinja2.Environment:
 def _targets() -> Mapping[str, Target]:
     # One explicit import line per target; imported lazily so `report` never pays for them.
     registry: dict[str, Target] = {}
-    from archspec.targets import keras, onnx, pytorch
+    from archspec.targets import c, keras, onnx, pytorch
 
     registry["pytorch"] = Target("pytorch", "a PyTorch module (NCHW)", pytorch.render)
     registry["keras"] = Target("keras", "a Keras 3 functional model (NHWC)", keras.render)
     registry["onnx"] = Target("onnx", "an ONNX model (opset 18, NCHW)", onnx.render)
+    registry["c"] = Target("c", "portable C99, one static arena (fused blocks)", c.render)
     return registry
 
 
