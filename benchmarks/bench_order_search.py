@@ -81,7 +81,7 @@ def _finish(b: _Builder, last: str, target_ops: int) -> Problem:
 
 def nasnet_like(target_ops: int, seed: int) -> Problem:
     """A NASNet-like stack of cells with ``target_ops`` ops (ops chains end the last cell)."""
-    rng = random.Random(seed)
+    rng = random.Random(seed * 100_003 + target_ops)
     b = _Builder()
     width = rng.choice([32, 44, 48, 64])
     x = b.graph_input("image", 224, 3)
@@ -154,7 +154,7 @@ def _ws_stage(
 
 def randwire(target_ops: int, seed: int) -> Problem:
     """A randomly wired network: stages of N = 32 nodes (as in the paper) over 4 resolutions."""
-    rng = random.Random(seed)
+    rng = random.Random(seed * 100_003 + target_ops)
     b = _Builder()
     width = rng.choice([78, 109, 154])
     x = b.graph_input("image", 224, 3)
@@ -173,7 +173,7 @@ def randwire(target_ops: int, seed: int) -> Problem:
 
 def ws_flat(target_ops: int, seed: int) -> Problem:
     """Stress test: a single randomly wired stage of ``target_ops - 4`` nodes at one size."""
-    rng = random.Random(seed)
+    rng = random.Random(seed * 100_003 + target_ops)
     b = _Builder()
     width = rng.choice([78, 109, 154])
     x = b.graph_input("image", 224, 3)
