@@ -33,6 +33,7 @@ from archspec.emit import Files
 from archspec.errors import SpecError
 from archspec.graph import GNode, Graph
 from archspec.names import spec_identifier
+from archspec.targets.common import flat_tensors, reject_options
 
 LINE = 100  # the line length the generated module is formatted for (ruff's, in this project)
 INDENT = "    "
@@ -247,18 +248,6 @@ def _docstring_text(text: str) -> str:
     return text.replace("\\", "\\\\").replace('"""', '\\"\\"\\"').strip()
 
 
-def flat_tensors(graph: Graph) -> frozenset[str]:
-    """Tensors held as (N, C) rather than (N, 1, 1, C): fc outputs, and sums or concatenations
-    of nothing but fc outputs (the PyTorch target's rule, so that outputs agree). Spatial
-    consumers read them through a Reshape."""
-    flat: set[str] = set()
-    for node in graph.ops():
-        merging = node.op in ("add", "concat") and all(i in flat for i in node.inputs)
-        if node.op == "fc" or merging:
-            flat.add(node.name)
-    return frozenset(flat)
-
-
 def _contexts(graph: Graph) -> list[dict[str, Any]]:
     namer = _Namer(graph, {})
     flat = flat_tensors(graph)
@@ -297,8 +286,7 @@ def render(
 ) -> Files:
     """Render the Keras module of `graph`. The weights are not embedded: the module loads the
     canonical `.npz` the build writes next to it."""
-    for key in options:  # an option meant for another target is a mistake, not to be ignored
-        raise SpecError(f"option --{key} does not apply to the keras target", None, f"--{key}")
+    reject_options("keras", options)
     ident = spec_identifier(graph.name)
     nodes = _contexts(graph)
     flat = flat_tensors(graph)

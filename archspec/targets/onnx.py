@@ -24,7 +24,7 @@ import numpy as np
 from archspec import __version__
 from archspec.graph import GNode, Graph, weight_key
 from archspec.names import spec_identifier
-from archspec.targets.pytorch import flat_tensors, reject_options
+from archspec.targets.common import flat_tensors, reject_options
 
 IR_VERSION = 8
 OPSET = 18

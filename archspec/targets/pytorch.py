@@ -24,6 +24,7 @@ from archspec import __version__
 from archspec.errors import SpecError
 from archspec.graph import GNode, Graph
 from archspec.names import spec_identifier
+from archspec.targets.common import flat_tensors, reject_options
 
 LINE_LENGTH = 100
 INDENT = "    "
@@ -90,28 +91,6 @@ MODULE_ATTRIBUTES = frozenset(
         "zero_grad",
     ]
 )
-
-
-def flat_tensors(graph: Graph) -> frozenset[str]:
-    """Tensors that targets hold as (N, C) rather than (N, C, 1, 1): fc outputs, and sums or
-    concatenations of nothing but fc outputs. Spatial consumers unflatten them."""
-    flat: set[str] = set()
-    for node in graph.ops():
-        merging = node.op in ("add", "concat") and all(i in flat for i in node.inputs)
-        if node.op == "fc" or merging:
-            flat.add(node.name)
-    return frozenset(flat)
-
-
-def reject_options(target: str, options: Mapping[str, Any]) -> None:
-    """A build option meant for another target is a user error, not something to ignore."""
-    for key in options:
-        raise SpecError(
-            f"option --{key} does not apply to the {target} target",
-            None,
-            f"--{key}",
-            "--split is an option of the c target",
-        )
 
 
 def check_names(graph: Graph) -> None:
