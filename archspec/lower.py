@@ -202,6 +202,13 @@ def lower(spec: Spec) -> Graph:
     last = spec.rows[-1]
     if spec.outputs:
         outputs = tuple(ctx.resolve(last, name, "outputs") for name in spec.outputs)
+        repeated = sorted({n for n in spec.outputs if spec.outputs.count(n) > 1})
+        if repeated:
+            raise SpecError(
+                f"output {repeated[0]!r} is listed twice; expected each output once",
+                spec.locs["outputs"],
+                "outputs",
+            )
     else:
         outputs = (ctx.row_outputs[last.index],)
     readers: dict[str, list[str]] = {}
