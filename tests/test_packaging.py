@@ -69,3 +69,30 @@ def test_installed_wheel_runs_outside_the_checkout(installed, tmp_path):
     report = _run(installed, tmp_path, "-m", "archspec", "report", str(spec), "--format", "json")
     assert report.returncode == 0, report.stderr
     assert '"madds": 300774272' in report.stdout
+
+
+@pytest.mark.parametrize("target", ["onnx", "pytorch", "keras"])
+def test_installed_wheel_builds_every_python_target(installed, tmp_path, target):
+    spec = tmp_path / "mnv2.yaml"
+    spec.write_text((ROOT / "specs" / "mnv2_1.0.yaml").read_text())
+    out = tmp_path / "out"
+    build = _run(
+        installed,
+        tmp_path,
+        "-m",
+        "archspec",
+        "build",
+        str(spec),
+        "--target",
+        target,
+        "-o",
+        str(out),
+        "--set",
+        "width_multiplier=0.35",
+        "--set",
+        "resolution=96",
+    )
+    assert build.returncode == 0, build.stderr
+    assert (out / "weights.npz").is_file()
+    files = sorted(p.name for p in out.iterdir())
+    assert len(files) == 2, files
