@@ -439,3 +439,27 @@ def test_placement_alignment() -> None:
 def test_placement_never_overlaps_live_buffers(p: Problem, align: int, optimal: bool) -> None:
     order = optimal_order(p).order if optimal else p.ops
     check_placement(p, order, place_buffers(p, order, alignment=align), align)
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(st.data())
+def test_single_order_fast_path_matches_the_general_evaluator(data):
+    """Chains with residual skips take the one-pass path; it must agree with Eq. 1 as
+    `step_memory` computes it, graph inputs, outputs and workspaces included."""
+    n = data.draw(st.integers(1, 30))
+    ops = tuple(f"o{i}" for i in range(n))
+    inputs = {}
+    for i, op in enumerate(ops):
+        reads = ["x"] if i == 0 else [ops[i - 1]]
+        skips = data.draw(st.lists(st.integers(0, max(0, i - 2)), max_size=2)) if i > 1 else []
+        reads += [ops[j] for j in skips]
+        if data.draw(st.booleans()):
+            reads.append("x")
+        inputs[op] = tuple(dict.fromkeys(reads))
+    size = {name: data.draw(st.integers(0, 1000)) for name in (*ops, "x")}
+    workspace = {op: data.draw(st.integers(0, 300)) for op in ops}
+    outputs = tuple(data.draw(st.sets(st.sampled_from([*ops, "x"]), max_size=3)))
+    problem = Problem(ops, inputs, size, workspace, graph_inputs=("x",), outputs=outputs)
+    result = optimal_order(problem)
+    assert result.optimal and result.order == ops
+    assert result.peak_bytes == max(step_memory(problem, ops))
