@@ -234,7 +234,8 @@ def _split_lines(p: Mapping[str, Any], inner: str) -> list[str]:
     tail = f" (the last of {last})" if last != p["gs"] else ""
     label = "n" if p["split"] == "n" else p["split"]
     return [
-        f"Split {label}: {groups} group{'s' if groups > 1 else ''} of {p['gs']} channels{tail}; "
+        f"Split {label}: {groups} group{'s' if groups > 1 else ''} of {p['gs']} "
+        f"channel{'s' if p['gs'] > 1 else ''}{tail}; "
         f"workspace {inner} floats = {p['ws_elems'] * FLOAT_BYTES} bytes."
     ]
 
@@ -245,10 +246,10 @@ def _block_lines(k: Kernel) -> list[str]:
     dw += f" dilation {p['d']}" if p["d"] > 1 else ""
     if p["t1"]:
         head = f"t = 1 (depthwise on the {p['hidden']} input channels)"
-        inner = f"{p['gs']}x{p['Ho']}x{p['Wo']}"
+        inner = _shape(p["Ho"], p["Wo"], p["gs"])
     else:
         head = f"expansion t = {p['t']} to {p['hidden']} channels ({p['exp_act']})"
-        inner = f"{p['gs']}x{p['Hin']}x{p['Win']} + {p['gs']}x{p['Ho']}x{p['Wo']}"
+        inner = f"{_shape(p['Hin'], p['Win'], p['gs'])} + {_shape(p['Ho'], p['Wo'], p['gs'])}"
     return [
         f"{_users(k)}: bottleneck {_shape(p['Hin'], p['Win'], p['Cin'])} -> "
         f"{_shape(p['Ho'], p['Wo'], p['Cout'])}, {head},",
@@ -267,7 +268,9 @@ def _stem_lines(k: Kernel) -> list[str]:
         f"{p['ksize']}x{p['ksize']} depthwise stride {p['s']} ({p['dw_act']}) -> linear "
         f"projection to {_shape(p['Ho'], p['Wo'], p['Cout'])}"
         + (", residual added." if p["residual"] else "."),
-        *_split_lines(p, f"{p['gs']}x{p['Hs']}x{p['Ws']} + {p['gs']}x{p['Ho']}x{p['Wo']}"),
+        *_split_lines(
+            p, f"{_shape(p['Hs'], p['Ws'], p['gs'])} + {_shape(p['Ho'], p['Wo'], p['gs'])}"
+        ),
     ]
 
 
@@ -310,7 +313,7 @@ class _Builder:
         return f"A({self.buffer_enum(tensor)})"
 
     def weight_args(self, *nodes: str) -> list[str]:
-        return [f"{self.ident}_weights.{n}_{s}" for n in nodes for s in ("w", "b")]
+        return [f"w->{n}_{s}" for n in nodes for s in ("w", "b")]
 
     # -- kernels -------------------------------------------------------------------------------
 
@@ -358,13 +361,6 @@ class _Builder:
 
     def op_step(self, fo: Any) -> tuple[Kernel, dict[str, Any]]:
         node = self.graph.node(fo.nodes[0])
-        if node.op not in OP_KERNELS:
-            raise SpecError(
-                f"the c target has no kernel for op {node.op!r}",
-                node.loc,
-                "op",
-                f"the c target implements {', '.join(OP_KERNELS)} and bottleneck blocks",
-            )
         ins = self.graph.input_shapes(node)
         x = ins[0]
         out = node.shape
@@ -442,13 +438,6 @@ class _Builder:
 
     def upsample_params(self, node: GNode, x: Shape) -> dict[str, Any]:
         oh, ow, mode = node.attrs["h"], node.attrs["w"], node.attrs["mode"]
-        if mode not in ("bilinear", "nearest"):
-            raise SpecError(
-                f"the c target has no {mode!r} upsampling",
-                node.loc,
-                "mode",
-                "expected bilinear or nearest",
-            )
         params: dict[str, Any] = {
             "mode": mode,
             "H": x.h,
@@ -536,18 +525,18 @@ class _Builder:
                 "e_elems": 0 if t1 else x.h * x.w * fo.group_channels,
             }
         )
+        dw_part = (parts["dwise"].name, fo.group_channels * params["Ho"] * params["Wo"])
         if t1:
-            ws = fo.group_channels * params["Ho"] * params["Wo"]
             weights = self.weight_args(parts["dwise"].name, parts["project"].name)
             params.update(exp_lo="", exp_hi="", exp_act="")
+            self.check_workspace(fo, [dw_part])
         else:
             elo, ehi = _bounds(parts["expand"].attrs["act"])
             params.update(exp_lo=elo, exp_hi=ehi, exp_act=parts["expand"].attrs["act"])
-            ws = params["e_elems"] + fo.group_channels * params["Ho"] * params["Wo"]
             weights = self.weight_args(
                 parts["expand"].name, parts["dwise"].name, parts["project"].name
             )
-        self.check_workspace(fo, ws)
+            self.check_workspace(fo, [(parts["expand"].name, params["e_elems"]), dw_part])
         kernel = self.kernel("bottleneck", fo.name, params, _block_lines)
         step = {
             "inputs": [self.tensor_arg(block.input)],
@@ -560,14 +549,8 @@ class _Builder:
         stem = self.graph.node(fo.nodes[0])
         parts = self.roles(fo)
         self.check_linear(fo, parts)
-        if stem.op != "conv2d" or stem.attrs["groups"] != 1 or "expand" in parts:
-            raise SpecError(
-                f"the c target cannot fuse {stem.name} with {fo.name}: it fuses a one-group "
-                "stem conv with a t = 1 block only",
-                stem.loc,
-                "op",
-                "build without the first-layer trick",
-            )
+        if stem.op != "conv2d" or "expand" in parts:  # the planner fuses nothing else
+            raise RuntimeError(f"{fo.name}: a stem block is a conv2d and a t = 1 block")
         x = self.graph.input_shapes(stem)[0]
         a = stem.attrs
         slo, shi = _bounds(a["act"])
@@ -587,10 +570,17 @@ class _Builder:
                 "exp_hi": shi,
                 "exp_act": a["act"],
                 "e_elems": stem.shape.h * stem.shape.w * fo.group_channels,
+                "stem_groups": a["groups"],
+                "stem_cin_g": x.c // a["groups"],
+                "stem_cout_g": stem.shape.c // a["groups"],
             }
         )
         self.check_workspace(
-            fo, params["e_elems"] + fo.group_channels * params["Ho"] * params["Wo"]
+            fo,
+            [
+                (stem.name, params["e_elems"]),
+                (parts["dwise"].name, fo.group_channels * params["Ho"] * params["Wo"]),
+            ],
         )
         kernel = self.kernel("stem_block", fo.name, params, _stem_lines)
         weights = self.weight_args(stem.name, parts["dwise"].name, parts["project"].name)
@@ -601,12 +591,19 @@ class _Builder:
         }
         return kernel, step
 
-    def check_workspace(self, fo: Any, elems: int) -> None:
+    def check_workspace(self, fo: Any, parts: list[tuple[str, int]]) -> None:
+        """The kernel lays its workspace out as `parts` (node, floats): it must be what the
+        planner reserved, part by part."""
+        elems = sum(n for _, n in parts)
         planned = self.plan.problem.workspace.get(fo.name, 0)
-        if elems != fo.workspace_elems or planned != elems * FLOAT_BYTES:
+        if (
+            elems != fo.workspace_elems
+            or planned != elems * FLOAT_BYTES
+            or tuple(parts) != tuple(fo.workspace_parts)
+        ):
             raise RuntimeError(
-                f"{fo.name}: the kernel needs {elems} workspace floats, the plan reserves "
-                f"{fo.workspace_elems} ({planned} bytes)"
+                f"{fo.name}: the kernel's workspace {parts} differs from the plan's "
+                f"{list(fo.workspace_parts)} ({planned} bytes)"
             )
 
     # -- the whole program ----------------------------------------------------------------------
@@ -732,6 +729,25 @@ class _Builder:
         }
 
 
+def check_supported(graph: Graph) -> None:
+    """Refuse, before any work, a graph with an op the C target has no kernel for."""
+    for node in graph.ops():
+        if node.op not in OP_KERNELS:
+            raise SpecError(
+                f"the c target has no kernel for op {node.op!r}",
+                node.loc,
+                "op",
+                f"the c target implements {', '.join(OP_KERNELS)} (and fused bottleneck blocks)",
+            )
+        if node.op == "upsample" and node.attrs["mode"] not in ("bilinear", "nearest"):
+            raise SpecError(
+                f"the c target has no {node.attrs['mode']!r} upsampling",
+                node.loc,
+                "mode",
+                "expected bilinear or nearest",
+            )
+
+
 def _number_lines(values: list[int], per_line: int = 10) -> list[str]:
     items = [str(v) for v in values]
     return [", ".join(items[i : i + per_line]) + "," for i in range(0, len(items), per_line)]
@@ -758,6 +774,7 @@ def render(
     from archspec.analysis.memory import plan_memory
 
     split = parse_split(split)
+    check_supported(graph)
     plan = plan_memory(graph, mode="fused", split=split, dtype="float32")
     if plan.dtype_bytes != FLOAT_BYTES:
         raise RuntimeError("the c target needs a float32 memory plan")
