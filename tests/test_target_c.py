@@ -10,6 +10,7 @@ high-water mark the program measures must equal the planner's predicted peak.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import re
 import shutil
@@ -294,6 +295,34 @@ def test_cli_build_writes_the_c_sources(tmp_path: Path, capsys: pytest.CaptureFi
     assert "split n" in (out / "c_cli.c").read_text()
 
 
+@pytest.mark.parametrize("isa", [(), ("-mavx2", "-mfma")])
+def test_compiles_cleanly_at_o3(isa: tuple[str, ...], tmp_path: Path) -> None:
+    """The Makefile builds with -O3 (and -march=native on request): no warnings there either,
+    for both register-tile sets (baseline and AVX2/AVX-512)."""
+    graph = lower(load_spec_text(BRANCHING, "<branching>"))
+    files = emit(graph, "c", init_weights(graph, 0), split=2)
+    write_tree(tmp_path, files)
+    subprocess.run(
+        [
+            GCC,
+            "-std=c99",
+            "-O3",
+            "-ffp-contract=fast",
+            *isa,
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-c",
+            str(tmp_path / "c_branching.c"),
+            "-o",
+            str(tmp_path / "net.o"),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+
+
 def test_generation_is_deterministic() -> None:
     graph = lower(load_spec_text(BRANCHING, "<branching>"))
     first = emit(graph, "c", init_weights(graph, 3), split=2)
@@ -306,10 +335,16 @@ def test_generation_is_deterministic() -> None:
     assert other_seed["c_branching_weights.c"] != first["c_branching_weights.c"]
 
 
-def test_one_kernel_per_distinct_block_named_after_its_first_user() -> None:
+def test_one_kernel_per_distinct_block_named_after_its_first_user(golden) -> None:
+    """The generated MobileNetV2 (split 4) against its golden files, and its kernel structure."""
     graph = lower(load_spec(str(MNV2)))
     files = emit(graph, "c", init_weights(graph, 0), split=4)
-    source = files[f"{spec_identifier(graph.name)}.c"]
+    ident = spec_identifier(graph.name)
+    source = files[f"{ident}.c"]
+    golden("c/mnv2_1.0.split4.c", source)
+    golden("c/mnv2_1.0.h", files[f"{ident}.h"])
+    digest = hashlib.sha256(files[f"{ident}_weights.c"].encode()).hexdigest()
+    golden("c/mnv2_1.0.seed0.weights.sha256", digest + "\n")
     kernels = re.findall(r"^static void (k_\w+)\(", source, flags=re.M)
     # The stem block, one kernel per distinct block configuration, the last conv, the pool, fc.
     assert kernels[0] == "k_stem_block0"
