@@ -6,8 +6,9 @@ import keyword
 import re
 import sys
 
-IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
-SPEC_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.\-]{0,62}$")
+# \Z, not $: `$` also matches before a trailing newline.
+IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}\Z")
+SPEC_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.\-]{0,62}\Z")
 
 C_KEYWORDS = frozenset(
     [

@@ -33,7 +33,7 @@ def parse_axes(
 ) -> tuple[Axis, Axis]:
     """Parse `X,Y` where each item is `metric` or `metric:min|max` (default min); errors are
     located at `where` (the option, or the place in a space file)."""
-    where = where if isinstance(where, Location) else where
+    where = where if isinstance(where, Location) else Location(where)
     parts = [p.strip() for p in text.split(",")]
     if len(parts) != 2 or not all(parts):
         raise SpecError(f"found {text!r}; expected two metrics, e.g. `madds,params:max`", where)

@@ -208,6 +208,16 @@ def check_value(f: Field, node: Node, path: str) -> Any:
     if kind == "text":
         if not isinstance(v, str):
             raise bad()
+        # Text reaches generated files: a NUL makes Python source unreadable, a lone surrogate
+        # (YAML's "\ud800") cannot be written as UTF-8.
+        for i, ch in enumerate(v):
+            if ch == "\0" or "\ud800" <= ch <= "\udfff":
+                raise SpecError(
+                    f"found the character U+{ord(ch):04X} at position {i + 1}; expected text "
+                    "without NUL or unpaired surrogate characters",
+                    node.loc,
+                    path,
+                )
         return v
     if kind == "name":
         return _check_name(node, path)

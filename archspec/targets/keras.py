@@ -248,6 +248,11 @@ def _docstring_text(text: str) -> str:
     return text.replace("\\", "\\\\").replace('"""', '\\"\\"\\"').strip()
 
 
+def _file_name(path: str) -> str:
+    """The spec's file name as text that can be written (undecodable bytes as escapes)."""
+    return PurePath(path).name.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _contexts(graph: Graph) -> list[dict[str, Any]]:
     namer = _Namer(graph, {})
     flat = flat_tensors(graph)
@@ -294,7 +299,7 @@ def render(
     text = env.get_template("keras/model.py.j2").render(
         ident=ident,
         spec=graph.spec,
-        source=PurePath(graph.spec.source).name,
+        source=_docstring_text(_file_name(graph.spec.source)),
         description=_docstring_text(graph.spec.description),
         input=graph.input,
         nodes=nodes,
