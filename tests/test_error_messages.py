@@ -505,3 +505,61 @@ def test_constraints_need_something_and_only_and(small_space):
     assert info.value.message == "constraints take comparisons joined by `and` only"
     assert info.value.location == Location("--where", 1, 1)
     assert "or params" in (info.value.hint or "")
+
+
+# -- the C target -------------------------------------------------------------------------------
+
+
+def test_c_target_refuses_an_arena_it_cannot_index(tmp_path, capsys):
+    # 32 x 8192 x 8192 floats is the largest tensor a spec may have (2^31 elements), one more
+    # than the C kernels' int indices reach.
+    spec = tmp_path / "huge.yaml"
+    spec.write_text(
+        "name: huge\ninput: {resolution: 8192, channels: 3}\nlayers:\n"
+        "  - {op: conv2d, name: wide, c: 32, k: 1}\n"
+    )
+    out = tmp_path / "out"
+    code, err = run(capsys, "build", str(spec), "--target", "c", "-o", str(out))
+    assert code == 2
+    assert f"error: {spec}: the arena needs 9395240960 bytes; the c target indexes it" in err
+    assert "hint: lower the resolution or the width multiplier" in err
+    assert not out.exists()
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")
+def test_c_target_refuses_weights_that_fold_to_infinity(tmp_path, capsys):
+    from archspec.spec import load_spec
+    from archspec.weights import save_weights
+
+    text = rows("- {op: conv2d, name: a, c: 16}  #<-")
+    spec = tmp_path / "s.yaml"
+    spec.write_text(text)
+    graph = lower(load_spec(str(spec)))
+    weights = init_weights(graph, 0)
+    weights["a.weight"][:] = 100.0
+    weights["a.bn_gamma"][:] = 3e38  # finite in float32; times the weights it is not
+    (tmp_path / "w.npz").write_bytes(save_weights(weights))
+    out = tmp_path / "out"
+    argv = ["build", str(spec), "--weights", str(tmp_path / "w.npz"), "-o", str(out)]
+    code, err = run(capsys, *argv, "--target", "c")
+    assert code == 2
+    assert "weights: folding BatchNorm into a gives non-finite values" in err
+    assert_located(err, spec, marked_line(text))
+    assert not out.exists()
+
+
+def test_c_target_fuses_linear_projections_only():
+    from types import MappingProxyType
+
+    text = rows("- {op: conv2d, name: stem, c: 16}", "- {op: bottleneck, name: b, t: 6, c: 16}")
+    graph = lower(load_spec_text(text, "s.yaml"))
+    project = graph.node("b_project")
+    node = dataclasses.replace(project, attrs=MappingProxyType({**project.attrs, "act": "relu6"}))
+    nodes = tuple(node if n.name == node.name else n for n in graph.nodes)
+    odd = dataclasses.replace(graph, nodes=nodes, by_name={n.name: n for n in nodes})
+    with pytest.raises(SpecError) as info:
+        emit(odd, "c", init_weights(graph, 0))
+    assert "b_project has activation 'relu6'; a fused block accumulates a linear projection" in (
+        info.value.message
+    )
+    assert info.value.location == project.loc
