@@ -41,8 +41,8 @@ from archspec.ops.upsample import source_index
 # the FMA latency without running out of vector registers (16 with SSE2/AVX2). Measured with
 # benchmarks/bench_c.py on AVX-512, AVX2 and SSE2 builds.
 TILE_SETS: tuple[tuple[str | None, tuple[tuple[int, int], ...]], ...] = (
-    ("defined(__AVX2__) || defined(__AVX512F__)", ((16, 6), (8, 8), (4, 8), (1, 8))),
-    (None, ((8, 4), (4, 8), (1, 8))),
+    ("defined(__AVX2__) || defined(__AVX512F__)", ((16, 6), (8, 8), (4, 8), (2, 8), (1, 8))),
+    (None, ((8, 4), (4, 8), (2, 8), (1, 8))),
 )  # each set ends with a one-column tile, so that every channel count is covered
 ACT_BOUNDS = {
     "relu6": ("0.0f", "6.0f"),

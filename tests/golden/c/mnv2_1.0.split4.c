@@ -23,9 +23,11 @@
 #define ARCHSPEC_VECTOR_LOOP
 #endif
 
+/* Written as two selects so that compilers emit max/min instructions, not branches. */
 static float act_clamp(float v, float lo, float hi)
 {
-    return v < lo ? lo : (v > hi ? hi : v);
+    const float low = v < lo ? lo : v;
+    return low > hi ? hi : low;
 }
 
 /* ---- The arena and its instrumentation ----------------------------------------------------
@@ -309,6 +311,54 @@ static void pw_tile_1x4(int K, const float *restrict a, int lda,
         for (j = 0; j < 4; j++) y[i * ldy + j] = act_clamp(acc[i][j], lo, hi);
 }
 
+static void pw_tile_8x2(int K, const float *restrict a, int lda,
+                              const float *restrict w, int ldw, const float *init, int ldi,
+                              float *y, int ldy, float lo, float hi)
+{
+    float acc[8][2];
+    int i, j, k;
+    for (i = 0; i < 8; i++)
+        for (j = 0; j < 2; j++) acc[i][j] = init[i * ldi + j];
+    for (k = 0; k < K; k++) {
+        const float *restrict wk = w + k * ldw;
+        ARCHSPEC_VECTOR_LOOP
+        for (j = 0; j < 2; j++) acc[0][j] += a[0 * lda + k] * wk[j];
+        ARCHSPEC_VECTOR_LOOP
+        for (j = 0; j < 2; j++) acc[1][j] += a[1 * lda + k] * wk[j];
+        ARCHSPEC_VECTOR_LOOP
+        for (j = 0; j < 2; j++) acc[2][j] += a[2 * lda + k] * wk[j];
+        ARCHSPEC_VECTOR_LOOP
+        for (j = 0; j < 2; j++) acc[3][j] += a[3 * lda + k] * wk[j];
+        ARCHSPEC_VECTOR_LOOP
+        for (j = 0; j < 2; j++) acc[4][j] += a[4 * lda + k] * wk[j];
+        ARCHSPEC_VECTOR_LOOP
+        for (j = 0; j < 2; j++) acc[5][j] += a[5 * lda + k] * wk[j];
+        ARCHSPEC_VECTOR_LOOP
+        for (j = 0; j < 2; j++) acc[6][j] += a[6 * lda + k] * wk[j];
+        ARCHSPEC_VECTOR_LOOP
+        for (j = 0; j < 2; j++) acc[7][j] += a[7 * lda + k] * wk[j];
+    }
+    for (i = 0; i < 8; i++)
+        for (j = 0; j < 2; j++) y[i * ldy + j] = act_clamp(acc[i][j], lo, hi);
+}
+
+static void pw_tile_1x2(int K, const float *restrict a, int lda,
+                              const float *restrict w, int ldw, const float *init, int ldi,
+                              float *y, int ldy, float lo, float hi)
+{
+    float acc[1][2];
+    int i, j, k;
+    for (i = 0; i < 1; i++)
+        for (j = 0; j < 2; j++) acc[i][j] = init[i * ldi + j];
+    for (k = 0; k < K; k++) {
+        const float *restrict wk = w + k * ldw;
+        ARCHSPEC_VECTOR_LOOP
+        for (j = 0; j < 2; j++) acc[0][j] += a[0 * lda + k] * wk[j];
+    }
+    for (i = 0; i < 1; i++)
+        for (j = 0; j < 2; j++) y[i * ldy + j] = act_clamp(acc[i][j], lo, hi);
+}
+
 static void pw_tile_8x1(int K, const float *restrict a, int lda,
                               const float *restrict w, int ldw, const float *init, int ldi,
                               float *y, int ldy, float lo, float hi)
@@ -387,6 +437,15 @@ static void pointwise(int P, int K, int N, const float *restrict a, int lda,
                           y + p * ldy + n, ldy, lo, hi);
         for (p = tiled; p < P; p++)
             pw_tile_1x4(K, a + p * lda, lda, w + n, ldw, init + p * ldi + n, ldi,
+                          y + p * ldy + n, ldy, lo, hi);
+    }
+    for (; n + 2 <= N; n += 2) {
+        const int tiled = P - P % 8;
+        for (p = 0; p < tiled; p += 8)
+            pw_tile_8x2(K, a + p * lda, lda, w + n, ldw, init + p * ldi + n, ldi,
+                          y + p * ldy + n, ldy, lo, hi);
+        for (p = tiled; p < P; p++)
+            pw_tile_1x2(K, a + p * lda, lda, w + n, ldw, init + p * ldi + n, ldi,
                           y + p * ldy + n, ldy, lo, hi);
     }
     for (; n + 1 <= N; n += 1) {
@@ -488,6 +547,54 @@ static void pw_tile_1x4(int K, const float *restrict a, int lda,
         for (j = 0; j < 4; j++) y[i * ldy + j] = act_clamp(acc[i][j], lo, hi);
 }
 
+static void pw_tile_8x2(int K, const float *restrict a, int lda,
+                              const float *restrict w, int ldw, const float *init, int ldi,
+                              float *y, int ldy, float lo, float hi)
+{
+    float acc[8][2];
+    int i, j, k;
+    for (i = 0; i < 8; i++)
+        for (j = 0; j < 2; j++) acc[i][j] = init[i * ldi + j];
+    for (k = 0; k < K; k++) {
+        const float *restrict wk = w + k * ldw;
+        ARCHSPEC_VECTOR_LOOP
+        for (j = 0; j < 2; j++) acc[0][j] += a[0 * lda + k] * wk[j];
+        ARCHSPEC_VECTOR_LOOP
+        for (j = 0; j < 2; j++) acc[1][j] += a[1 * lda + k] * wk[j];
+        ARCHSPEC_VECTOR_LOOP
+        for (j = 0; j < 2; j++) acc[2][j] += a[2 * lda + k] * wk[j];
+        ARCHSPEC_VECTOR_LOOP
+        for (j = 0; j < 2; j++) acc[3][j] += a[3 * lda + k] * wk[j];
+        ARCHSPEC_VECTOR_LOOP
+        for (j = 0; j < 2; j++) acc[4][j] += a[4 * lda + k] * wk[j];
+        ARCHSPEC_VECTOR_LOOP
+        for (j = 0; j < 2; j++) acc[5][j] += a[5 * lda + k] * wk[j];
+        ARCHSPEC_VECTOR_LOOP
+        for (j = 0; j < 2; j++) acc[6][j] += a[6 * lda + k] * wk[j];
+        ARCHSPEC_VECTOR_LOOP
+        for (j = 0; j < 2; j++) acc[7][j] += a[7 * lda + k] * wk[j];
+    }
+    for (i = 0; i < 8; i++)
+        for (j = 0; j < 2; j++) y[i * ldy + j] = act_clamp(acc[i][j], lo, hi);
+}
+
+static void pw_tile_1x2(int K, const float *restrict a, int lda,
+                              const float *restrict w, int ldw, const float *init, int ldi,
+                              float *y, int ldy, float lo, float hi)
+{
+    float acc[1][2];
+    int i, j, k;
+    for (i = 0; i < 1; i++)
+        for (j = 0; j < 2; j++) acc[i][j] = init[i * ldi + j];
+    for (k = 0; k < K; k++) {
+        const float *restrict wk = w + k * ldw;
+        ARCHSPEC_VECTOR_LOOP
+        for (j = 0; j < 2; j++) acc[0][j] += a[0 * lda + k] * wk[j];
+    }
+    for (i = 0; i < 1; i++)
+        for (j = 0; j < 2; j++) y[i * ldy + j] = act_clamp(acc[i][j], lo, hi);
+}
+
 static void pw_tile_8x1(int K, const float *restrict a, int lda,
                               const float *restrict w, int ldw, const float *init, int ldi,
                               float *y, int ldy, float lo, float hi)
@@ -557,6 +664,15 @@ static void pointwise(int P, int K, int N, const float *restrict a, int lda,
                           y + p * ldy + n, ldy, lo, hi);
         for (p = tiled; p < P; p++)
             pw_tile_1x4(K, a + p * lda, lda, w + n, ldw, init + p * ldi + n, ldi,
+                          y + p * ldy + n, ldy, lo, hi);
+    }
+    for (; n + 2 <= N; n += 2) {
+        const int tiled = P - P % 8;
+        for (p = 0; p < tiled; p += 8)
+            pw_tile_8x2(K, a + p * lda, lda, w + n, ldw, init + p * ldi + n, ldi,
+                          y + p * ldy + n, ldy, lo, hi);
+        for (p = tiled; p < P; p++)
+            pw_tile_1x2(K, a + p * lda, lda, w + n, ldw, init + p * ldi + n, ldi,
                           y + p * ldy + n, ldy, lo, hi);
     }
     for (; n + 1 <= N; n += 1) {
@@ -802,6 +918,66 @@ static void conv_tile_1x4(int k, int d, int W, int Cin, const float *restrict x,
         for (j = 0; j < 4; j++) y[i * ldy + j] = act_clamp(acc[i][j], lo, hi);
 }
 
+static void conv_tile_8x2(int k, int d, int W, int Cin, const float *restrict x,
+                                int step, int ldi, const float *restrict w, int ldw,
+                                const float *restrict b, float *restrict y, int ldy, float lo,
+                                float hi)
+{
+    float acc[8][2];
+    int i, j, ky, kx, ci;
+    for (i = 0; i < 8; i++)
+        for (j = 0; j < 2; j++) acc[i][j] = b[j];
+    for (ky = 0; ky < k; ky++)
+        for (kx = 0; kx < k; kx++) {
+            const float *restrict xt = x + (ky * d * W + kx * d) * ldi;
+            const float *restrict wt = w + (ky * k + kx) * Cin * ldw;
+            for (ci = 0; ci < Cin; ci++) {
+                const float *restrict wk = wt + ci * ldw;
+                ARCHSPEC_VECTOR_LOOP
+                for (j = 0; j < 2; j++) acc[0][j] += xt[0 * step + ci] * wk[j];
+                ARCHSPEC_VECTOR_LOOP
+                for (j = 0; j < 2; j++) acc[1][j] += xt[1 * step + ci] * wk[j];
+                ARCHSPEC_VECTOR_LOOP
+                for (j = 0; j < 2; j++) acc[2][j] += xt[2 * step + ci] * wk[j];
+                ARCHSPEC_VECTOR_LOOP
+                for (j = 0; j < 2; j++) acc[3][j] += xt[3 * step + ci] * wk[j];
+                ARCHSPEC_VECTOR_LOOP
+                for (j = 0; j < 2; j++) acc[4][j] += xt[4 * step + ci] * wk[j];
+                ARCHSPEC_VECTOR_LOOP
+                for (j = 0; j < 2; j++) acc[5][j] += xt[5 * step + ci] * wk[j];
+                ARCHSPEC_VECTOR_LOOP
+                for (j = 0; j < 2; j++) acc[6][j] += xt[6 * step + ci] * wk[j];
+                ARCHSPEC_VECTOR_LOOP
+                for (j = 0; j < 2; j++) acc[7][j] += xt[7 * step + ci] * wk[j];
+            }
+        }
+    for (i = 0; i < 8; i++)
+        for (j = 0; j < 2; j++) y[i * ldy + j] = act_clamp(acc[i][j], lo, hi);
+}
+
+static void conv_tile_1x2(int k, int d, int W, int Cin, const float *restrict x,
+                                int step, int ldi, const float *restrict w, int ldw,
+                                const float *restrict b, float *restrict y, int ldy, float lo,
+                                float hi)
+{
+    float acc[1][2];
+    int i, j, ky, kx, ci;
+    for (i = 0; i < 1; i++)
+        for (j = 0; j < 2; j++) acc[i][j] = b[j];
+    for (ky = 0; ky < k; ky++)
+        for (kx = 0; kx < k; kx++) {
+            const float *restrict xt = x + (ky * d * W + kx * d) * ldi;
+            const float *restrict wt = w + (ky * k + kx) * Cin * ldw;
+            for (ci = 0; ci < Cin; ci++) {
+                const float *restrict wk = wt + ci * ldw;
+                ARCHSPEC_VECTOR_LOOP
+                for (j = 0; j < 2; j++) acc[0][j] += xt[0 * step + ci] * wk[j];
+            }
+        }
+    for (i = 0; i < 1; i++)
+        for (j = 0; j < 2; j++) y[i * ldy + j] = act_clamp(acc[i][j], lo, hi);
+}
+
 static void conv_tile_8x1(int k, int d, int W, int Cin, const float *restrict x,
                                 int step, int ldi, const float *restrict w, int ldw,
                                 const float *restrict b, float *restrict y, int ldy, float lo,
@@ -924,6 +1100,15 @@ static void direct_conv(const float *restrict in, int H, int W, int ldi, int Cin
                                       b + n, y + p * ldo + n, ldo, lo, hi);
                     for (p = tiled; p < count; p++)
                         conv_tile_1x4(k, d, W, Cin, x + p * s * ldi, s * ldi, ldi, w + n, ldw,
+                                      b + n, y + p * ldo + n, ldo, lo, hi);
+                }
+                for (; n + 2 <= N; n += 2) {
+                    const int tiled = count - count % 8;
+                    for (p = 0; p < tiled; p += 8)
+                        conv_tile_8x2(k, d, W, Cin, x + p * s * ldi, s * ldi, ldi, w + n, ldw,
+                                      b + n, y + p * ldo + n, ldo, lo, hi);
+                    for (p = tiled; p < count; p++)
+                        conv_tile_1x2(k, d, W, Cin, x + p * s * ldi, s * ldi, ldi, w + n, ldw,
                                       b + n, y + p * ldo + n, ldo, lo, hi);
                 }
                 for (; n + 1 <= N; n += 1) {
@@ -1057,6 +1242,66 @@ static void conv_tile_1x4(int k, int d, int W, int Cin, const float *restrict x,
         for (j = 0; j < 4; j++) y[i * ldy + j] = act_clamp(acc[i][j], lo, hi);
 }
 
+static void conv_tile_8x2(int k, int d, int W, int Cin, const float *restrict x,
+                                int step, int ldi, const float *restrict w, int ldw,
+                                const float *restrict b, float *restrict y, int ldy, float lo,
+                                float hi)
+{
+    float acc[8][2];
+    int i, j, ky, kx, ci;
+    for (i = 0; i < 8; i++)
+        for (j = 0; j < 2; j++) acc[i][j] = b[j];
+    for (ky = 0; ky < k; ky++)
+        for (kx = 0; kx < k; kx++) {
+            const float *restrict xt = x + (ky * d * W + kx * d) * ldi;
+            const float *restrict wt = w + (ky * k + kx) * Cin * ldw;
+            for (ci = 0; ci < Cin; ci++) {
+                const float *restrict wk = wt + ci * ldw;
+                ARCHSPEC_VECTOR_LOOP
+                for (j = 0; j < 2; j++) acc[0][j] += xt[0 * step + ci] * wk[j];
+                ARCHSPEC_VECTOR_LOOP
+                for (j = 0; j < 2; j++) acc[1][j] += xt[1 * step + ci] * wk[j];
+                ARCHSPEC_VECTOR_LOOP
+                for (j = 0; j < 2; j++) acc[2][j] += xt[2 * step + ci] * wk[j];
+                ARCHSPEC_VECTOR_LOOP
+                for (j = 0; j < 2; j++) acc[3][j] += xt[3 * step + ci] * wk[j];
+                ARCHSPEC_VECTOR_LOOP
+                for (j = 0; j < 2; j++) acc[4][j] += xt[4 * step + ci] * wk[j];
+                ARCHSPEC_VECTOR_LOOP
+                for (j = 0; j < 2; j++) acc[5][j] += xt[5 * step + ci] * wk[j];
+                ARCHSPEC_VECTOR_LOOP
+                for (j = 0; j < 2; j++) acc[6][j] += xt[6 * step + ci] * wk[j];
+                ARCHSPEC_VECTOR_LOOP
+                for (j = 0; j < 2; j++) acc[7][j] += xt[7 * step + ci] * wk[j];
+            }
+        }
+    for (i = 0; i < 8; i++)
+        for (j = 0; j < 2; j++) y[i * ldy + j] = act_clamp(acc[i][j], lo, hi);
+}
+
+static void conv_tile_1x2(int k, int d, int W, int Cin, const float *restrict x,
+                                int step, int ldi, const float *restrict w, int ldw,
+                                const float *restrict b, float *restrict y, int ldy, float lo,
+                                float hi)
+{
+    float acc[1][2];
+    int i, j, ky, kx, ci;
+    for (i = 0; i < 1; i++)
+        for (j = 0; j < 2; j++) acc[i][j] = b[j];
+    for (ky = 0; ky < k; ky++)
+        for (kx = 0; kx < k; kx++) {
+            const float *restrict xt = x + (ky * d * W + kx * d) * ldi;
+            const float *restrict wt = w + (ky * k + kx) * Cin * ldw;
+            for (ci = 0; ci < Cin; ci++) {
+                const float *restrict wk = wt + ci * ldw;
+                ARCHSPEC_VECTOR_LOOP
+                for (j = 0; j < 2; j++) acc[0][j] += xt[0 * step + ci] * wk[j];
+            }
+        }
+    for (i = 0; i < 1; i++)
+        for (j = 0; j < 2; j++) y[i * ldy + j] = act_clamp(acc[i][j], lo, hi);
+}
+
 static void conv_tile_8x1(int k, int d, int W, int Cin, const float *restrict x,
                                 int step, int ldi, const float *restrict w, int ldw,
                                 const float *restrict b, float *restrict y, int ldy, float lo,
@@ -1170,6 +1415,15 @@ static void direct_conv(const float *restrict in, int H, int W, int ldi, int Cin
                                       b + n, y + p * ldo + n, ldo, lo, hi);
                     for (p = tiled; p < count; p++)
                         conv_tile_1x4(k, d, W, Cin, x + p * s * ldi, s * ldi, ldi, w + n, ldw,
+                                      b + n, y + p * ldo + n, ldo, lo, hi);
+                }
+                for (; n + 2 <= N; n += 2) {
+                    const int tiled = count - count % 8;
+                    for (p = 0; p < tiled; p += 8)
+                        conv_tile_8x2(k, d, W, Cin, x + p * s * ldi, s * ldi, ldi, w + n, ldw,
+                                      b + n, y + p * ldo + n, ldo, lo, hi);
+                    for (p = tiled; p < count; p++)
+                        conv_tile_1x2(k, d, W, Cin, x + p * s * ldi, s * ldi, ldi, w + n, ldw,
                                       b + n, y + p * ldo + n, ldo, lo, hi);
                 }
                 for (; n + 1 <= N; n += 1) {
