@@ -23,9 +23,11 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -q -p no:cacheprovider
 
-# The long fuzzing campaign (10,000 cases per property; FUZZ_EXAMPLES=N to change).
+# The long fuzzing campaign: 10,000 cases per spec property (FUZZ_EXAMPLES=N to change), and
+# 1,000 / 1,000 / 200 / 50 random specs built for PyTorch / ONNX / Keras / C.
 fuzz: $(STAMP)
-	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_fuzz.py
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -n 2 -q -p no:cacheprovider \
+		tests/test_fuzz.py tests/test_fuzz_targets.py
 
 lint: $(STAMP)
 	$(BIN)/ruff format --check archspec tests benchmarks
