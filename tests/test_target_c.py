@@ -293,6 +293,20 @@ def test_cli_build_writes_the_c_sources(tmp_path: Path, capsys: pytest.CaptureFi
     names = sorted(p.name for p in out.iterdir())
     assert names == ["Makefile", "c_cli.c", "c_cli.h", "c_cli_weights.c", "run.c", "weights.npz"]
     assert "split n" in (out / "c_cli.c").read_text()
+    if shutil.which("make") is None:
+        return
+    # The generated Makefile builds the run program, which agrees with ONNX Runtime.
+    subprocess.run(
+        ["make", "-s", "-C", str(out), "CFLAGS=-std=c99 -Wall -Wextra -Werror"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    graph = lower(load_spec(str(spec)))
+    x = random_input(graph)
+    out_c, hwm, predicted, _ = run_c(out / "run", x, graph.node(graph.outputs[0]).shape.numel)
+    assert_close(out_c, ort_outputs(graph, init_weights(graph, 0), x))
+    assert hwm == predicted
 
 
 @pytest.mark.parametrize("isa", [(), ("-mavx2", "-mfma")])

@@ -26,8 +26,8 @@
 /* Written as two selects so that compilers emit max/min instructions, not branches. */
 static float act_clamp(float v, float lo, float hi)
 {
-    const float low = v < lo ? lo : v;
-    return low > hi ? hi : low;
+    v = v > lo ? v : lo;
+    return v < hi ? v : hi;
 }
 
 /* ---- The arena and its instrumentation ----------------------------------------------------
@@ -714,10 +714,26 @@ static void depthwise(const float *restrict in, int H, int W, int ldi, float *re
             float *restrict o = out + (oy * Wo + ox) * ldo;
             if (row_inside && ox >= ox_lo && ox < ox_hi) {
                 const float *restrict x = in + (iy0 * W + ix0) * ldi;
-                for (c = 0; c < C; c++) {
-                    float acc = b[c];
-                    for (t = 0; t < taps; t++) acc += x[off[t] + c] * w[t * ldw + c];
-                    o[c] = act_clamp(acc, lo, hi);
+                if (C < 16) {
+                    for (c = 0; c < C; c++) {
+                        float acc = b[c];
+                        for (t = 0; t < taps; t++) acc += x[off[t] + c] * w[t * ldw + c];
+                        o[c] = act_clamp(acc, lo, hi);
+                    }
+                } else {
+                    /* chunks of 16 channels; the last one overlaps the one before instead of
+                     * leaving a scalar remainder (it rewrites a few channels with the same values) */
+                    int c0, j;
+                    for (c0 = 0; c0 < C; c0 += 16) {
+                        c = c0 + 16 <= C ? c0 : C - 16;
+                        ARCHSPEC_VECTOR_LOOP
+                        for (j = 0; j < 16; j++) {
+                            float acc = b[c + j];
+                            for (t = 0; t < taps; t++)
+                                acc += x[off[t] + c + j] * w[t * ldw + c + j];
+                            o[c + j] = act_clamp(acc, lo, hi);
+                        }
+                    }
                 }
             } else {
                 const int kx0 = tap_first(ox, s, pad, d), kx1 = tap_end(ox, s, pad, d, k, W);
