@@ -17,7 +17,7 @@
 /* GCC would fully unroll the short constant channel loops of the kernels before vectorising
  * them, and then vectorise across another loop or not at all: keep them loops, so that each
  * becomes a few vector instructions. */
-#if defined(__GNUC__) && !defined(__clang__)
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 8
 #define ARCHSPEC_VECTOR_LOOP _Pragma("GCC unroll 1")
 #else
 #define ARCHSPEC_VECTOR_LOOP
