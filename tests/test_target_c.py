@@ -196,6 +196,30 @@ def test_single_block_matches_onnxruntime(kind: str, split: int | str, tmp_path:
     build_and_check(graph, split, tmp_path)
 
 
+def test_overlapping_buffers_are_caught(tmp_path: Path) -> None:
+    """The instrumentation is a check, not a copy of the plan: move the output onto the input
+    (both live during the block) and the run reports an arena conflict."""
+    graph = block_graph("t6_s2")
+    files = emit(graph, "c", init_weights(graph, 0), split=2)
+    source = files["c_t6_s2.c"]
+    offsets = re.search(r"buffer_offset\[NUM_BUFFERS\] = \{\n    ([0-9, ]+),\n", source)
+    assert offsets
+    values = offsets.group(1).split(", ")  # T_input, T_block0, WS_block0
+    assert len(values) == 3 and values[0] != values[1]
+    moved = ", ".join([values[0], values[0], values[2]])
+    files["c_t6_s2.c"] = source.replace(offsets.group(1), moved, 1)
+    write_tree(tmp_path, files)
+    exe = compile_c(tmp_path, "c_t6_s2")
+    random_input(graph).astype("<f4").tofile(tmp_path / "in.f32")
+    done = subprocess.run(
+        [str(exe), str(tmp_path / "in.f32"), str(tmp_path / "out.f32")],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 1
+    assert "arena conflict" in done.stderr
+
+
 @pytest.mark.parametrize("split", [1, "n"])
 def test_branching_spec_matches_onnxruntime(split: int | str, tmp_path: Path) -> None:
     graph = lower(load_spec_text(BRANCHING, "<branching>"))
