@@ -17,7 +17,7 @@ from archspec.analysis.cost import PROFILES, analyze_cost
 from archspec.analysis.report import render_json, render_text, report_data
 from archspec.errors import Location, SpecError
 from archspec.lower import lower
-from archspec.output import Progress, write_file
+from archspec.output import Progress, nonnegative_int, write_file
 from archspec.spec import load_spec
 
 
@@ -143,18 +143,8 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
-def _nonnegative(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
-    return value
-
-
 def _positive_int(text: str) -> int:
-    value = _nonnegative(text)
+    value = nonnegative_int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
     return value
@@ -315,7 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     source = p.add_mutually_exclusive_group()
     source.add_argument(
         "--seed",
-        type=_nonnegative,
+        type=nonnegative_int,
         default=None,
         metavar="N",
         help="initialise the weights deterministically from N (default: 0)",
@@ -346,7 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
     source = p.add_mutually_exclusive_group()
     source.add_argument(
         "--seed",
-        type=_nonnegative,
+        type=nonnegative_int,
         default=None,
         metavar="N",
         help="weights and input seed (default: 0)",

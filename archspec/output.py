@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
 import sys
@@ -68,6 +69,17 @@ def write_tree(out_dir: str | os.PathLike[str], files: Mapping[str, str | bytes]
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return written
+
+
+def nonnegative_int(text: str) -> int:
+    """argparse type for counts, seeds and job numbers: a whole number ≥ 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return value
 
 
 class Progress:

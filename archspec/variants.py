@@ -74,7 +74,7 @@ from archspec.lower import lower
 from archspec.names import SPEC_NAME, identifier_problem
 from archspec.ops import LAYER_KINDS
 from archspec.ops.base import Field
-from archspec.output import Progress, write_file, write_tree
+from archspec.output import Progress, nonnegative_int, write_file, write_tree
 from archspec.pareto import Axis, front_mask, parse_axes
 from archspec.spec import (
     HEADER_FIELDS,
@@ -1140,16 +1140,6 @@ def render_csv(rows: Sequence[Mapping[str, Any]], labels: Sequence[str]) -> str:
 # Command line: `archspec variants SPACE ...` (wired in archspec/cli.py)
 
 
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
-    return value
-
-
 def add_cli_arguments(p: argparse.ArgumentParser) -> None:
     """The options of `archspec variants`."""
     p.add_argument("space", metavar="SPACE", help="search-space file (YAML)")
@@ -1162,14 +1152,14 @@ def add_cli_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--n",
-        type=_count,
+        type=nonnegative_int,
         default=None,
         metavar="N",
         help="draw N random points instead of the space's sampling rule",
     )
     p.add_argument(
         "--seed",
-        type=_count,
+        type=nonnegative_int,
         default=None,
         metavar="S",
         help="random-sampling seed (default: the space's, else 0)",
@@ -1181,7 +1171,7 @@ def add_cli_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--jobs",
-        type=_count,
+        type=nonnegative_int,
         default=1,
         metavar="J",
         help="worker processes (0: one per core; default 1)",

@@ -10,7 +10,7 @@ from html import escape
 from typing import Any
 
 from archspec.analysis.memory import Section, memory_sections
-from archspec.analysis.report import TABLE2_FIELDS, format_cell, memory_column, shape_text
+from archspec.analysis.report import TABLE2_FIELDS, format_cell, layer_table, shape_text
 
 _CSS = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 72em; color: #222; }
@@ -112,25 +112,10 @@ def render_html(data: Mapping[str, Any], plots: Mapping[str, bytes | str]) -> st
         out.append("<figure>" + _svg(plots["madds"]) + "</figure>")
 
     out.append("<h2>Layers (one row per graph op)</h2>")
-    memcol = memory_column(dict(data))
-    headers = ["Layer", "Op", "Output", "MAdds", "Params", "Params+BN"]
-    if memcol:
-        headers.append("Memory (bytes)")
-    rows, marked = [], []
-    for x in data["layers"]:
-        cells = [
-            x["name"],
-            x["op"] + (f" ({x['role']})" if x["role"] else ""),
-            shape_text(x["output_shape"]),
-            format_cell(x["madds"]),
-            format_cell(x["params"]),
-            format_cell(x["params_with_bn"]),
-        ]
-        if memcol:
-            cells.append(memcol.get(x["name"], "-"))
-        rows.append(cells)
-        marked.append("peak" in cells[-1])
-    out.append(_table(headers, rows, marked if memcol else ()))
+    headers, rows = layer_table(dict(data))
+    has_memory = headers[-1] == "Memory (bytes)"
+    marked = [has_memory and "peak" in cells[-1] for cells in rows]
+    out.append(_table(headers, rows, marked if has_memory else ()))
     out.append("</body>")
     out.append("</html>")
     return "\n".join(out) + "\n"

@@ -144,6 +144,28 @@ def memory_column(data: dict) -> dict[str, str]:
     return column
 
 
+def layer_table(data: dict) -> tuple[list[str], list[list[str]]]:
+    """Headers and cells of the per-layer table (a memory column when the report has one)."""
+    memcol = memory_column(data)
+    headers = ["Layer", "Op", "Output", "MAdds", "Params", "Params+BN"]
+    if memcol:
+        headers.append("Memory (bytes)")
+    rows = []
+    for x in data["layers"]:
+        cells = [
+            x["name"],
+            x["op"] + (f" ({x['role']})" if x["role"] else ""),
+            shape_text(x["output_shape"]),
+            format_cell(x["madds"]),
+            format_cell(x["params"]),
+            format_cell(x["params_with_bn"]),
+        ]
+        if memcol:
+            cells.append(memcol.get(x["name"], "-"))
+        rows.append(cells)
+    return headers, rows
+
+
 def render_text(data: dict, markdown: bool = False) -> str:
     """The Table-2-shaped report plus per-layer detail, as aligned text or markdown."""
     out: list[str] = []
@@ -178,23 +200,7 @@ def render_text(data: dict, markdown: bool = False) -> str:
     out.append("")
     out.append(f"{h2}Layers (one row per graph op)")
     out.append("")
-    memcol = memory_column(data)
-    headers = ["Layer", "Op", "Output", "MAdds", "Params", "Params+BN"]
-    if memcol:
-        headers.append("Memory (bytes)")
-    rows = []
-    for x in data["layers"]:
-        cells = [
-            x["name"],
-            x["op"] + (f" ({x['role']})" if x["role"] else ""),
-            shape_text(x["output_shape"]),
-            format_cell(x["madds"]),
-            format_cell(x["params"]),
-            format_cell(x["params_with_bn"]),
-        ]
-        if memcol:
-            cells.append(memcol.get(x["name"], "-"))
-        rows.append(cells)
+    headers, rows = layer_table(data)
     out.append(_table(headers, rows, markdown))
     out.append("")
     out.append(f"{h2}Totals")
