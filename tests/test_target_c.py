@@ -1,6 +1,6 @@
 """The C target: compiled with gcc -Werror, run, and compared with ONNX Runtime.
 
-Every case compiles the generated sources with `-std=c99 -O2 -Wall -Wextra -Werror` and
+Every case compiles the generated sources with `-std=c99 -pedantic -O2 -Wall -Wextra -Werror` and
 `-DARCHSPEC_POISON` (buffers are filled with NaN when allocated and freed, so a kernel reading
 memory the plan does not give it shows up as NaN), runs the `run` program on a random input and
 compares its output with ONNX Runtime running the ONNX target's model on the same weights. The
@@ -38,7 +38,7 @@ pytestmark = pytest.mark.skipif(GCC is None, reason="needs gcc")
 
 ROOT = Path(__file__).resolve().parent.parent
 MNV2 = ROOT / "specs" / "mnv2_1.0.yaml"
-CFLAGS = ("-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-DARCHSPEC_POISON")
+CFLAGS = ("-std=c99", "-pedantic", "-O2", "-Wall", "-Wextra", "-Werror", "-DARCHSPEC_POISON")
 TOLERANCE = 1e-4
 SPLITS: tuple[int | str, ...] = (1, 2, 4, "n")
 HIGH_WATER = re.compile(r"high-water mark: (\d+) bytes \(predicted peak (\d+), arena (\d+)\)")
@@ -194,6 +194,29 @@ def test_single_block_matches_onnxruntime(kind: str, split: int | str, tmp_path:
     plan = plan_memory(graph, mode="fused", split=split, dtype="float32")
     assert [f.kind for f in plan.fused_ops] == [BLOCKS[kind][3]]
     build_and_check(graph, split, tmp_path)
+
+
+ONE_KERNEL_KIND = {
+    "pointwise_only": [
+        "{op: conv2d, name: a, c: 16, k: 1}",
+        "{op: avgpool, global: true}",
+        "{op: fc, c: 3}",
+    ],
+    "depthwise_only": ["{op: dwconv, name: a, k: 3, s: 2}"],
+    "direct_only": ["{op: conv2d, name: a, c: 8, k: 3}", "{op: add, from: [a, a]}"],
+    "pool_only": ["{op: avgpool, k: 2, s: 1}", "{op: upsample, factor: 2, mode: nearest}"],
+}
+
+
+@pytest.mark.parametrize("kind", list(ONE_KERNEL_KIND))
+def test_only_the_helpers_a_spec_needs(kind: str, tmp_path: Path) -> None:
+    """Shared helpers are emitted only when a kernel calls them (-Werror refuses unused static
+    functions); found by the random-spec fuzzer."""
+    text = (
+        f"name: c-{kind.replace('_', '-')}\ninput: {{resolution: 7, channels: 8}}\n"
+        "layers:\n" + "".join(f"  - {row}\n" for row in ONE_KERNEL_KIND[kind])
+    )
+    build_and_check(lower(load_spec_text(text, f"<{kind}>")), 1, tmp_path)
 
 
 def test_overlapping_buffers_are_caught(tmp_path: Path) -> None:

@@ -52,13 +52,18 @@ ACT_BOUNDS = {
 FLOAT_BYTES = 4
 MAX_FLOATS = 2**31 - 1  # the kernels index with int
 OP_KERNELS = ("conv2d", "avgpool", "fc", "add", "concat", "upsample")
+# Shared helper functions each kernel calls (an unused static function fails -Werror), keyed by
+# kernel kind, and by kind/variant for conv2d.
 HELPER_NEEDS = {
-    "conv2d": ("taps", "pointwise", "depthwise", "direct"),
-    "bottleneck": ("taps", "pointwise", "depthwise"),
-    "stem_block": ("taps", "pointwise", "depthwise", "direct"),
-    "fc": ("pointwise",),
+    "conv2d/pointwise": ("clamp", "pointwise"),
+    "conv2d/depthwise": ("clamp", "taps", "depthwise"),
+    "conv2d/direct": ("clamp", "taps", "direct"),
+    "bottleneck": ("clamp", "taps", "pointwise", "depthwise"),
+    "stem_block": ("clamp", "taps", "pointwise", "depthwise", "direct"),
+    "fc": ("clamp", "pointwise"),
+    "add": ("clamp",),
 }
-HELPER_ORDER = ("taps", "pointwise", "depthwise", "direct")
+HELPER_ORDER = ("clamp", "taps", "pointwise", "depthwise", "direct")
 
 
 def c_float(value: float) -> str:
@@ -189,6 +194,11 @@ class Kernel:
     params: dict[str, Any]
     users: list[str] = field(default_factory=list)
     describe: Callable[[Kernel], list[str]] | None = None
+
+    def helpers(self) -> tuple[str, ...]:
+        """The shared helper functions this kernel calls."""
+        key = f"conv2d/{self.params['variant']}" if self.kind == "conv2d" else self.kind
+        return HELPER_NEEDS.get(key, ())
 
     def context(self) -> dict[str, Any]:
         """What the fragment's `kernel(k)` macro reads."""
@@ -783,20 +793,20 @@ def render(
     program = builder.build()
     arrays = weight_arrays(graph, weights)
 
-    helpers = [
-        h for h in HELPER_ORDER if any(h in HELPER_NEEDS.get(kind, ()) for kind in program["kinds"])
-    ]
+    needed = {h for k in builder.kernels.values() for h in k.helpers()}
+    helpers = [h for h in HELPER_ORDER if h in needed]
     max_taps = max((n.attrs["k"] ** 2 for n in graph.ops() if n.op == "conv2d"), default=1)
     helper_args = {
+        "clamp": (),
         "taps": (max_taps,),
         "pointwise": (TILE_SETS,),
         "depthwise": (),
         "direct": (TILE_SETS,),
     }
-    helper_text = {
-        h: env.get_template(f"c/ops/{h}.c.j2").module.helpers(*helper_args[h])  # type: ignore[attr-defined]
-        for h in helpers
-    }
+    helper_text = {}
+    for h in helpers:
+        module: Any = env.get_template(f"c/ops/{h}.c.j2").module
+        helper_text[h] = module.helpers(*helper_args[h])
     fragments = {kind: env.get_template(f"c/ops/{kind}.c.j2").module for kind in program["kinds"]}
     kernels = [k.context() for k in builder.kernels.values()]
 
@@ -836,6 +846,7 @@ def render(
     ]
     network = env.get_template("c/network.c.j2").render(
         **common,
+        has_weights=bool(arrays),
         split_option="" if split == 1 else f" --split {split}",
         optimal=plan.optimal,
         lower_bound_bytes=plan.lower_bound_bytes,

@@ -23,13 +23,6 @@
 #define ARCHSPEC_VECTOR_LOOP
 #endif
 
-/* Written as two selects so that compilers emit max/min instructions, not branches. */
-static float act_clamp(float v, float lo, float hi)
-{
-    v = v > lo ? v : lo;
-    return v < hi ? v : hi;
-}
-
 /* ---- The arena and its instrumentation ----------------------------------------------------
  * Every tensor and workspace of the plan has a fixed offset (in floats). The runner allocates
  * and frees them following the plan's step model (Eq. 1): before step i the tensors still
@@ -132,6 +125,14 @@ size_t mobilenet_v2_1_0_224_high_water_bytes(void)
 }
 
 #define A(id) (arena + buffer_offset[id])
+/* The activation. Written as two selects so that compilers emit max/min instructions, not
+ * branches (a mispredicted branch per value costs more than the arithmetic). */
+static float act_clamp(float v, float lo, float hi)
+{
+    v = v > lo ? v : lo;
+    return v < hi ? v : hi;
+}
+
 /* Taps t in [tap_first, tap_end) of output position o read input positions o*s - pad + t*d
  * inside [0, n); the others fall on the zero padding. */
 static int tap_first(int o, int s, int pad, int d)
