@@ -135,8 +135,16 @@ CASES: list[tuple[str, str, str]] = [
         "name: 'bad \"name\"; rm -rf'  #<-\ninput: {resolution: 32}\nlayers:\n  - {op: conv2d, c: 8}\n",
         "cannot be a network name",
     ),
-    ("shadowing_network_name", "name: torch  #<-\ninput: {resolution: 32}\nlayers:\n  - {op: conv2d, c: 8}\n", "would shadow the Python module 'torch'"),
-    ("duplicate_outputs", "name: x\ninput: {resolution: 32}\noutputs: [a, a]  #<-\nlayers:\n  - {op: conv2d, name: a, c: 8}\n", "listed twice"),
+    (
+        "shadowing_network_name",
+        "name: torch  #<-\ninput: {resolution: 32}\nlayers:\n  - {op: conv2d, c: 8}\n",
+        "would shadow the Python module 'torch'",
+    ),
+    (
+        "duplicate_outputs",
+        "name: x\ninput: {resolution: 32}\noutputs: [a, a]  #<-\nlayers:\n  - {op: conv2d, name: a, c: 8}\n",
+        "listed twice",
+    ),
     ("keyword_row_name", rows("- {op: conv2d, name: class, c: 16}  #<-"), "it is a Python keyword"),
     ("c_keyword_row_name", rows("- {op: conv2d, name: volatile, c: 16}  #<-"), "it is a C keyword"),
     ("even_kernel", rows("- {op: conv2d, c: 16, k: 4}  #<-"), "expected an odd kernel size"),
