@@ -15,7 +15,8 @@ from archspec.weights import expected_weights
 
 ROOT = Path(__file__).resolve().parent.parent
 MNV2 = str(ROOT / "specs" / "mnv2_1.0.yaml")
-TORCHVISION = ROOT.parent / "shared" / "reference" / "torchvision_mnv2_1.0_state_dict_shapes.json"
+# A copy of ../shared/reference/torchvision_mnv2_1.0_state_dict_shapes.json, kept in the repo.
+TORCHVISION = ROOT / "tests" / "golden" / "pytorch" / "torchvision_mnv2_1.0_state_dict_shapes.json"
 
 # Table 2 of the paper, transcribed: (t, c, n, s) per bottleneck row.
 TABLE2 = [
