@@ -67,7 +67,11 @@ def _split_arg(text: str) -> int | str:
 def _memory_options(args: argparse.Namespace) -> tuple[int | str, bool, str | None]:
     """(split, first-layer trick, plot format) of `report`, checked before any work."""
     if args.memory_mode == "op":
-        for flag, value in (("--split", args.split), ("--first-layer-trick", args.trick)):
+        for flag, value in (
+            ("--split", args.split),
+            ("--first-layer-trick", args.trick),
+            ("--row-tile", args.row_tile),
+        ):
             if value is not None:
                 raise SpecError(
                     "applies to the fused memory model only",
@@ -107,6 +111,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         dtype=args.activation_dtype,
         first_layer_trick=trick,
         progress=progress.step,
+        row_tile=args.row_tile,
     )
     progress.close()
     data = report_data(graph, cost, memory.data)
@@ -166,9 +171,18 @@ def cmd_build(args: argparse.Namespace) -> int:
     from archspec.output import write_tree
     from archspec.verify import resolve_weights, target_files
 
+    if args.row_tile is not None and args.target != "c":
+        raise SpecError(
+            f"applies to the c target only, not {args.target}",
+            None,
+            "--row-tile",
+            "add --target c",
+        )
     graph = lower(load_spec(args.spec, args.overrides))
     weights = resolve_weights(graph, args.weights, args.seed)
     options = {} if args.split is None else {"split": args.split}
+    if args.row_tile is not None:
+        options["row_tile"] = args.row_tile
     files = target_files(graph, args.target, weights, **options)
     out = Path(args.output or Path("out") / spec_identifier(graph.name) / args.target)
     write_tree(out, files)
@@ -261,6 +275,14 @@ def build_parser() -> argparse.ArgumentParser:
         "output channels (default: on)",
     )
     p.add_argument(
+        "--row-tile",
+        type=_positive_int,
+        default=None,
+        metavar="R",
+        help="fused mode: blocks work in bands of R output rows, so the workspace holds only "
+        "the rows a band needs (default: off, the whole spatial extent)",
+    )
+    p.add_argument(
         "--plot",
         metavar="FILE",
         help="also write the memory timeline plot here (.png or .svg)",
@@ -322,15 +344,23 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="T|n",
         help="c target: process each block's expansion in T channel groups; n keeps one channel",
     )
+    p.add_argument(
+        "--row-tile",
+        type=_positive_int,
+        default=None,
+        metavar="R",
+        help="c target: run each fused block in bands of R output rows (less workspace; "
+        "default: off)",
+    )
     p.set_defaults(handler=cmd_build)
 
     p = sub.add_parser(
         "verify",
         help="build every available target and check they compute the same function",
-        description="Build PyTorch, Keras (torch backend) and ONNX (ONNX Runtime) with the same "
-        "weights (random BatchNorm statistics included), run them and the numpy reference on "
-        "one random input in inference mode, and print the largest difference of every pair. "
-        "Exit status 1 when one exceeds the tolerance.",
+        description="Build PyTorch, Keras (torch backend), ONNX (ONNX Runtime) and C (gcc) with "
+        "the same weights (random BatchNorm statistics included), run them and the numpy "
+        "reference on one random input in inference mode, and print the largest difference of "
+        "every pair. Exit status 1 when one exceeds the tolerance.",
     )
     _add_spec_args(p)
     source = p.add_mutually_exclusive_group()

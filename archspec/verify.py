@@ -6,7 +6,8 @@ whose runtime is importable into a temporary folder, loads each from that folder
 weights file, runs all of them on the same random input in inference mode, and compares every
 pair and each against the numpy reference (`archspec.weights.reference_forward`).
 
-The runtimes run in this process, one after the other. Keras is imported with
+The Python runtimes run in this process, one after the other; the C target is compiled with its
+own Makefile and its `run` program is called once per batch item. Keras is imported with
 `KERAS_BACKEND=torch` (set here unless Keras was already imported, in which case its backend is
 reported): one process means torch is imported once and arrays are compared directly, where a
 subprocess per runtime would add seconds of start-up to every run.
@@ -22,6 +23,8 @@ import importlib.util
 import itertools
 import math
 import os
+import shutil
+import subprocess
 import sys
 import tempfile
 import uuid
@@ -37,10 +40,11 @@ from archspec.errors import Location, SpecError
 from archspec.graph import Graph
 from archspec.names import spec_identifier
 from archspec.output import Progress, write_tree
+from archspec.targets.common import flat_tensors
 from archspec.weights import init_weights, load_weights, reference_forward, save_weights
 
 WEIGHTS_FILE = "weights.npz"
-VERIFY_TARGETS = ("pytorch", "keras", "onnx")
+VERIFY_TARGETS = ("pytorch", "keras", "onnx", "c")
 DEFAULT_TOLERANCE = 1e-4
 
 
@@ -140,6 +144,40 @@ def _run_onnx(folder: Path, graph: Graph, x: np.ndarray) -> list[np.ndarray]:
     return list(session.run(list(graph.outputs), {"input": x}))
 
 
+def _runtime_c() -> str:
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if compiler is None or shutil.which("make") is None:
+        raise ImportError("no C compiler and make on PATH")
+    first = subprocess.run([compiler, "--version"], capture_output=True, text=True).stdout
+    return first.splitlines()[0] if first else compiler
+
+
+def _run_c(folder: Path, graph: Graph, x: np.ndarray) -> list[np.ndarray]:
+    """Compile the generated C with its own Makefile and run `run` once per batch item; the
+    program writes the graph outputs one after another, each flattened in NCHW order."""
+    subprocess.run(["make", "-s", "-C", str(folder)], check=True, capture_output=True)
+    flat = flat_tensors(graph)
+    shapes = [
+        (node.shape.c,) if node.name in flat else tuple(node.shape)
+        for node in (graph.node(name) for name in graph.outputs)
+    ]
+    per_item: list[list[np.ndarray]] = []
+    for i, item in enumerate(x):
+        src, dst = folder / f"input{i}.f32", folder / f"output{i}.f32"
+        item.astype("<f4").tofile(src)
+        subprocess.run([str(folder / "run"), str(src), str(dst)], check=True, capture_output=True)
+        values = np.fromfile(dst, dtype="<f4")
+        outs, at = [], 0
+        for shape in shapes:
+            size = int(np.prod(shape))
+            outs.append(values[at : at + size].reshape(shape))
+            at += size
+        if at != values.size:
+            raise RuntimeError(f"the C program wrote {values.size} floats; expected {at}")
+        per_item.append(outs)
+    return [np.stack([item[k] for item in per_item]) for k in range(len(shapes))]
+
+
 @dataclass(frozen=True)
 class Runner:
     """How to run one target's generated files: its runtime's version string (raises
@@ -153,6 +191,7 @@ RUNNERS: Mapping[str, Runner] = {
     "pytorch": Runner(_runtime_pytorch, _run_pytorch),
     "keras": Runner(_runtime_keras, _run_keras),
     "onnx": Runner(_runtime_onnx, _run_onnx),
+    "c": Runner(_runtime_c, _run_c),
 }
 
 

@@ -55,6 +55,9 @@ def test_verify_small_branching_spec_with_three_outputs(branching_graph) -> None
     result = verify(branching_graph, init_weights(branching_graph, 5), batch=3)
     assert result.passed, verify_module.render_result(result)
     assert {c.output for c in result.comparisons} == {"seg", "logits", "gate"}
+    # the C program is compiled and run too, its concatenated outputs split back per output
+    assert "c" in result.runtimes
+    assert {(c.a, c.b) for c in result.comparisons if c.output == "seg"} >= {("onnx", "c")}
 
 
 def test_verify_fails_when_a_target_disagrees(
