@@ -6,6 +6,7 @@ design's workspace rule written out per block) or are the paper's own numbers.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import math
@@ -408,3 +409,116 @@ def test_analyze_memory_compares_every_model(mnv2):
     assert plans[2] is result.plan and result.op_plan.mode == "op"
     assert result.data["op_mode_peak_bytes"] == 3_010_560
     assert result.data["peak_bytes"] == result.plan.peak_bytes
+
+
+# ---------------------------------------------------------------------------------------------
+# The row-tiled workspace rule (opt-in `row_tile`).
+
+
+def _one_block(channels: int, resolution: int, *rows: str):
+    text = f"name: rows\ninput: {{resolution: {resolution}, channels: {channels}}}\nlayers:\n"
+    return lower(load_spec_text(text + "".join(f"  - {r}\n" for r in rows), "<rows>"))
+
+
+# (graph rows, split, row tile) -> workspace parts in elements, computed by hand from
+# group × band rows × width (expansion or stem) + group × R × output width (depthwise).
+ROW_TILED_CASES = [
+    # t = 6, stride 2, 16 -> 96 hidden at 15x15 -> 8x8; split 4: 24 channels. R = 1: the
+    # depthwise reads 3 input rows; R = 2: (2 - 1)·2 + 3 = 5.
+    ((16, 15, "{op: bottleneck, t: 6, c: 24, s: 2}"), 4, 1, [24 * 3 * 15, 24 * 1 * 8]),
+    ((16, 15, "{op: bottleneck, t: 6, c: 24, s: 2}"), 4, 2, [24 * 5 * 15, 24 * 2 * 8]),
+    # k = 5, dilation 2 at 12x12, 192 hidden, split 4: 48 channels; R = 1 reads 2·4 + 1 = 9
+    # rows, R = 4 would read 12 (the whole input).
+    (
+        (32, 12, "{op: bottleneck, t: 6, c: 32, s: 1, k: 5, dilation: 2}"),
+        4,
+        1,
+        [48 * 9 * 12, 48 * 12],
+    ),
+    (
+        (32, 12, "{op: bottleneck, t: 6, c: 32, s: 1, k: 5, dilation: 2}"),
+        4,
+        4,
+        [48 * 12 * 12, 48 * 4 * 12],
+    ),
+    # t = 1: no expansion, the depthwise band alone (32 channels, split 4: 8).
+    ((32, 12, "{op: bottleneck, t: 1, c: 16, s: 1}"), 4, 3, [8 * 3 * 12]),
+    # The stem block: 33x33 -> stem 17x17x32 -> t = 1 at 17x17; split 4: 8 stem channels, band
+    # of 3 stem rows (R = 1) or 4 (R = 2).
+    (
+        (
+            3,
+            33,
+            "{op: conv2d, name: stem, c: 32, s: 2, k: 3}",
+            "{op: bottleneck, t: 1, c: 16, s: 1}",
+        ),
+        4,
+        1,
+        [8 * 3 * 17, 8 * 1 * 17],
+    ),
+    (
+        (
+            3,
+            33,
+            "{op: conv2d, name: stem, c: 32, s: 2, k: 3}",
+            "{op: bottleneck, t: 1, c: 16, s: 1}",
+        ),
+        "n",
+        2,
+        [1 * 4 * 17, 1 * 2 * 17],
+    ),
+]
+
+
+@pytest.mark.parametrize(("rows", "split", "row_tile", "parts"), ROW_TILED_CASES)
+def test_row_tiled_workspace_is_the_band_formula(rows, split, row_tile, parts):
+    graph = _one_block(*rows)
+    (fo,) = fused_ops(graph, "fused", split, row_tile=row_tile)
+    assert [n for _, n in fo.workspace_parts] == parts
+    assert fo.workspace_elems == sum(parts)
+    assert fo.row_tile == row_tile
+    problem, _ = memory_problem(graph, "fused", split, dtype_bytes=4, row_tile=row_tile)
+    assert problem.workspace[fo.name] == 4 * sum(parts)
+
+
+def test_row_tile_covering_the_output_is_the_untiled_rule(mnv2):
+    tallest = max(n.shape.h for n in mnv2.ops())
+    for split in (1, 4, "n"):
+        untiled = fused_ops(mnv2, "fused", split)
+        tiled = fused_ops(mnv2, "fused", split, row_tile=tallest)
+        assert [f.workspace_parts for f in tiled] == [f.workspace_parts for f in untiled]
+        assert all(f.row_tile is None for f in untiled)
+    plain = plan_memory(mnv2, mode="fused", split=4)
+    covering = plan_memory(mnv2, mode="fused", split=4, row_tile=tallest)
+    assert covering.peak_bytes == plain.peak_bytes
+    assert plain.row_tile is None and covering.row_tile == tallest
+    # Per block: R equal to the block's own output height already gives the untiled workspace.
+    graph = _one_block(16, 15, "{op: bottleneck, t: 6, c: 24, s: 2}")
+    assert fused_ops(graph, "fused", 4, row_tile=8) == tuple(
+        dataclasses.replace(f, row_tile=8) for f in fused_ops(graph, "fused", 4)
+    )
+
+
+def test_row_tiled_peak_is_monotone_in_the_row_tile(mnv2):
+    peaks, workspaces = [], []
+    for row_tile in (1, 2, 3, 4, 7, 14, 28, 56, 112):
+        plan = plan_memory(mnv2, mode="fused", split=4, row_tile=row_tile)
+        peaks.append(plan.peak_bytes)
+        workspaces.append([f.workspace_elems for f in plan.fused_ops])
+    assert peaks == sorted(peaks) and peaks[0] < peaks[-1]
+    for smaller, larger in itertools.pairwise(workspaces):
+        assert all(a <= b for a, b in zip(smaller, larger, strict=True))
+    # The point of the mode: at split 4, R = 1 needs over 4x less than op mode (the untiled
+    # rule: 2.3x), the stem block's input and output now being the largest step.
+    op_peak = plan_memory(mnv2, mode="op").peak_bytes
+    assert op_peak / peaks[0] > 4 > op_peak / plan_memory(mnv2, mode="fused", split=4).peak_bytes
+
+
+def test_row_tile_in_the_report_and_bad_row_tiles(mnv2):
+    plan = plan_memory(mnv2, mode="fused", split=4, row_tile=2)
+    data = memory_json(plan, mnv2, tradeoff=[], table3_rows=[])
+    assert data["row_tile"] == 2
+    assert memory_json(plan_memory(mnv2), mnv2, tradeoff=[], table3_rows=[])["row_tile"] is None
+    for bad in (0, -1, 1.5, True, "2"):
+        with pytest.raises(ValueError, match="row_tile"):
+            fused_ops(mnv2, "fused", 4, row_tile=bad)

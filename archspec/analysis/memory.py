@@ -13,10 +13,15 @@ Models (DESIGN.md §4):
   the block's workspace is one group of the expansion output at the block's input resolution
   plus one group of the depthwise output at its output resolution (a t = 1 block has no
   expansion: the depthwise group alone). The residual add accumulates into the output, so it
-  costs nothing extra. With the first-layer trick, a stem conv (a conv2d outside any block that
-  reads the network input and is read only by one t = 1 block) is fused with that block into a
-  ``stem_block`` op, split over the stem's output channels: the stem conv plays the expansion.
-  Every other node stays a single op.
+  costs nothing extra. With a ``row_tile`` of R (opt-in; None keeps the rule above), a fused
+  block works on bands of R output rows: the workspace is one group of the expansion for the
+  input rows the depthwise reads for R output rows, ``(R - 1)·s + dilation·(k - 1) + 1`` rows
+  (at most the input's height), plus one group of the depthwise output for R rows (at most
+  its height); R at or above the output height is the untiled rule. With the first-layer
+  trick, a stem conv (a conv2d outside any block that reads the network input and is read only
+  by one t = 1 block) is fused with that block into a ``stem_block`` op, split over the stem's
+  output channels: the stem conv plays the expansion (row-tiled too: its band is the stem
+  output rows the depthwise reads). Every other node stays a single op.
 
 Bytes are elements × activation dtype size. Weights are reported separately (`weights_bytes`).
 Table 3 (`table3`) counts single materialised tensors per resolution, not an Eq. 2 peak.
@@ -50,6 +55,7 @@ __all__ = [
     "MemoryPlan",
     "Section",
     "analyze_memory",
+    "band_rows",
     "deployed_weight_params",
     "fused_ops",
     "memory_json",
@@ -95,6 +101,8 @@ class FusedOp:
         workspace_parts: how the workspace is laid out, in order: (graph node whose one
             group of channels lives there, elements), i.e. the expansion (or stem) group at
             its resolution, then the depthwise group; empty for kind ``"op"``.
+        row_tile: fused kinds under a row-tiled model: R, the output rows per band (None:
+            untiled, the whole spatial extent).
     """
 
     name: str
@@ -106,6 +114,7 @@ class FusedOp:
     groups: int | None
     workspace_elems: int
     workspace_parts: tuple[tuple[str, int], ...] = ()
+    row_tile: int | None = None
 
 
 @dataclass(frozen=True)
@@ -127,6 +136,7 @@ class MemoryPlan:
             (BatchNorm folded: see `deployed_weight_params`).
         states_explored: search states the exact search expanded.
         alignment: the byte alignment of the placement's offsets.
+        row_tile: fused mode: output rows per band of the row-tiled model (None: untiled).
     """
 
     mode: str
@@ -152,6 +162,7 @@ class MemoryPlan:
     greedy: tuple[str, ...] = ()
     states_explored: int = 0
     alignment: int = 1
+    row_tile: int | None = None
 
     def op(self, name: str) -> FusedOp:
         """The fused op called `name`."""
@@ -168,6 +179,26 @@ def _check_split(split: int | str) -> int | str:
     if isinstance(split, bool) or not isinstance(split, int) or split < 1:
         raise ValueError(f"split must be a positive integer or 'n', got {split!r}")
     return split
+
+
+def _check_row_tile(row_tile: int | None) -> int | None:
+    if row_tile is None:
+        return None
+    if isinstance(row_tile, bool) or not isinstance(row_tile, int) or row_tile < 1:
+        raise ValueError(f"row_tile must be a positive integer or None, got {row_tile!r}")
+    return row_tile
+
+
+def band_rows(dw: GNode, in_rows: int, row_tile: int | None) -> int:
+    """Rows of the depthwise input that one band of `row_tile` output rows of `dw` reads.
+
+    ``(R - 1)·s + dilation·(k - 1) + 1``, at most `in_rows`; all `in_rows` when untiled or when
+    R covers the whole output (one band is the whole tensor).
+    """
+    if row_tile is None or row_tile >= dw.shape.h:
+        return in_rows
+    a = dw.attrs
+    return min(in_rows, (row_tile - 1) * a["s"] + a["dilation"] * (a["k"] - 1) + 1)
 
 
 def _group(channels: int, split: int | str) -> tuple[int, int]:
@@ -218,9 +249,16 @@ def _unique(name: str, taken: set[str]) -> str:
 
 
 def fused_ops(
-    graph: Graph, mode: str = "op", split: int | str = 1, first_layer_trick: bool = True
+    graph: Graph,
+    mode: str = "op",
+    split: int | str = 1,
+    first_layer_trick: bool = True,
+    row_tile: int | None = None,
 ) -> tuple[FusedOp, ...]:
     """The ops of the memory model of `graph`, in spec order (see the module docstring).
+
+    `row_tile` (fused mode): output rows per band of the row-tiled workspace rule; None is the
+    design's rule (the full spatial extent of one channel group).
 
     In fused mode a block whose inner tensors are read outside it (impossible for specs, which
     reference rows, not inner nodes) is left as single ops rather than fused.
@@ -228,6 +266,7 @@ def fused_ops(
     if mode not in MODES:
         raise ValueError(f"memory mode must be one of {MODES}, got {mode!r}")
     split = _check_split(split)
+    row_tile = _check_row_tile(row_tile)
     ops = list(graph.ops())
     if mode == "op":
         return tuple(FusedOp(n.name, "op", (n.name,), n.inputs, n.name, None, None, 0) for n in ops)
@@ -275,11 +314,20 @@ def fused_ops(
         expand = stem if stem is not None else _role(graph, block, "expand")
         hidden = expand.shape.c if expand is not None else dw.shape.c
         group, groups = _group(hidden, split)
-        parts = ((expand.name, group * _area(expand)),) if expand is not None else ()
-        parts += ((dw.name, group * _area(dw)),)
+        if row_tile is None:
+            parts = ((expand.name, group * _area(expand)),) if expand is not None else ()
+            parts += ((dw.name, group * _area(dw)),)
+        else:
+            parts = ()
+            if expand is not None:
+                rows = band_rows(dw, expand.shape.h, row_tile)
+                parts = ((expand.name, group * rows * expand.shape.w),)
+            parts += ((dw.name, group * min(row_tile, dw.shape.h) * dw.shape.w),)
         ws = sum(n for _, n in parts)
         out.append(
-            FusedOp(name, kind, members, tuple(reads), block.output, group, groups, ws, parts)
+            FusedOp(
+                name, kind, members, tuple(reads), block.output, group, groups, ws, parts, row_tile
+            )
         )
     return tuple(out)
 
@@ -290,9 +338,10 @@ def memory_problem(
     split: int | str = 1,
     first_layer_trick: bool = True,
     dtype_bytes: int = 4,
+    row_tile: int | None = None,
 ) -> tuple[Problem, tuple[FusedOp, ...]]:
     """The scheduling Problem of `graph` under a memory model, with the model's ops."""
-    fops = fused_ops(graph, mode, split, first_layer_trick)
+    fops = fused_ops(graph, mode, split, first_layer_trick, row_tile)
     by_output = {f.output_node: f.name for f in fops}
     size = {INPUT: graph.input.shape.numel * dtype_bytes}
     for f in fops:
@@ -345,15 +394,17 @@ def plan_memory(
     time_limit: float | None = 10.0,
     max_states: int = 2_000_000,
     alignment: int = 1,
+    row_tile: int | None = None,
 ) -> MemoryPlan:
     """Peak memory of `graph` under one model: spec, greedy and optimal orders, placement.
 
     The chosen order is the scheduler's optimum (`optimal` says whether it is proven; when a
     budget stops the search it is the best order found, never worse than the spec or greedy
     order). Buffers are placed for that order with `place_buffers(..., alignment)`.
+    `row_tile` (fused mode): the row-tiled workspace rule (see `fused_ops`).
     """
     nbytes = _dtype_bytes(dtype)
-    problem, fops = memory_problem(graph, mode, split, first_layer_trick, nbytes)
+    problem, fops = memory_problem(graph, mode, split, first_layer_trick, nbytes, row_tile)
     spec_peak = peak(problem, problem.ops)[0]
     greedy = greedy_order(problem)
     greedy_peak = peak(problem, greedy)[0]
@@ -392,12 +443,16 @@ def plan_memory(
         greedy=greedy,
         states_explored=result.states_explored,
         alignment=alignment,
+        row_tile=row_tile if mode == "fused" else None,
     )
 
 
 def plan_label(plan: MemoryPlan) -> str:
     """A short legend label: ``op mode`` or ``fused, split 2``."""
-    return "op mode" if plan.mode == "op" else f"fused, split {plan.split}"
+    if plan.mode == "op":
+        return "op mode"
+    rows = "" if plan.row_tile is None else f", rows {plan.row_tile}"
+    return f"fused, split {plan.split}{rows}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -505,19 +560,26 @@ def split_tradeoff(
     *,
     plans: Sequence[MemoryPlan] | None = None,
     op_peak: int | None = None,
+    row_tile: int | None = None,
 ) -> list[dict]:
     """Fused-mode peak for each split (the paper's memory-against-split trade-off).
 
-    `plans` may hold fused plans already computed (one per split, same dtype and trick);
-    `op_peak` the op-mode peak, to report the saving against it.
+    `plans` may hold fused plans already computed (one per split, same dtype, trick and row
+    tile); `op_peak` the op-mode peak, to report the saving against it; `row_tile` the
+    row-tiled model (None: untiled).
     """
-    have = {p.split: p for p in plans or () if p.mode == "fused"}
+    have = {p.split: p for p in plans or () if p.mode == "fused" and p.row_tile == row_tile}
     if op_peak is None:
         op_peak = plan_memory(graph, mode="op", dtype=dtype).peak_bytes
     rows = []
     for split in splits:
         plan = have.get(split) or plan_memory(
-            graph, mode="fused", split=split, dtype=dtype, first_layer_trick=first_layer_trick
+            graph,
+            mode="fused",
+            split=split,
+            dtype=dtype,
+            first_layer_trick=first_layer_trick,
+            row_tile=row_tile,
         )
         at = plan.op(plan.peak_step)
         rows.append(
@@ -577,6 +639,7 @@ def memory_json(
             graph,
             plan.dtype or _dtype_name(plan.dtype_bytes),
             first_layer_trick=plan.first_layer_trick,
+            row_tile=plan.row_tile,
         )
     if table3_rows is None:
         table3_rows = table3(graph, "float16", first_layer_trick=plan.first_layer_trick)
@@ -595,6 +658,7 @@ def memory_json(
         "mode": plan.mode,
         "split": plan.split if plan.mode == "fused" else None,
         "first_layer_trick": plan.first_layer_trick if plan.mode == "fused" else None,
+        "row_tile": plan.row_tile,
         "dtype": plan.dtype or _dtype_name(plan.dtype_bytes),
         "dtype_bytes": plan.dtype_bytes,
         "peak_bytes": plan.peak_bytes,
@@ -679,12 +743,17 @@ def analyze_memory(
     time_limit: float | None = 10.0,
     compare_time_limit: float | None = 2.0,
     progress: Callable[[str], None] | None = None,
+    row_tile: int | None = None,
 ) -> MemoryAnalysis:
     """Plan `graph` under the chosen model and under op mode and every fused split.
 
     The chosen model's search gets `time_limit` seconds, each comparison plan
-    `compare_time_limit` (each plan says whether its order is proven optimal).
+    `compare_time_limit` (each plan says whether its order is proven optimal). `row_tile`
+    (fused mode only): the row-tiled workspace rule for the chosen plan and the fused
+    comparison plans.
     """
+    if mode == "op" and row_tile is not None:
+        raise ValueError("row_tile applies to the fused memory model only")
 
     def run(m: str, s: int | str, limit: float | None) -> MemoryPlan:
         if progress is not None:
@@ -696,6 +765,7 @@ def analyze_memory(
             dtype=dtype,
             first_layer_trick=first_layer_trick,
             time_limit=limit,
+            row_tile=row_tile if m == "fused" else None,
         )
 
     plan = run(mode, split, time_limit)
@@ -705,7 +775,13 @@ def analyze_memory(
         for s in splits
     )
     tradeoff = split_tradeoff(
-        graph, dtype, splits, first_layer_trick, plans=fused, op_peak=op_plan.peak_bytes
+        graph,
+        dtype,
+        splits,
+        first_layer_trick,
+        plans=fused,
+        op_peak=op_plan.peak_bytes,
+        row_tile=row_tile,
     )
     data = memory_json(plan, graph, tradeoff=tradeoff)
     data["op_mode_peak_bytes"] = op_plan.peak_bytes
@@ -738,6 +814,7 @@ def memory_sections(memory: Mapping[str, Any]) -> list[Section]:
         if m["mode"] == "op"
         else f"fused mode, split {m['split']}, first-layer trick "
         f"{'on' if m['first_layer_trick'] else 'off'}"
+        + ("" if m.get("row_tile") is None else f", row tile {m['row_tile']}")
     )
     status = (
         "proven optimal"

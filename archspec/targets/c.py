@@ -2,7 +2,8 @@
 
 `render(graph, weights, env, split=...)` asks the memory planner for the fused plan (every
 inverted-residual block one op, the stem conv fused with the first t = 1 block, the expansion
-channels split into groups) and returns five files:
+channels split into groups; with `row_tile=R`, every fused block computed in bands of R output
+rows with the planner's row-tiled workspace) and returns five files:
 
 * `<ident>.h`: the API (`<ident>_run`, the arena size, the predicted peak, the measured
   high-water mark) and the weights table type;
@@ -60,10 +61,14 @@ HELPER_NEEDS = {
     "conv2d/direct": ("clamp", "taps", "direct"),
     "bottleneck": ("clamp", "taps", "pointwise", "depthwise"),
     "stem_block": ("clamp", "taps", "pointwise", "depthwise", "direct"),
+    "bottleneck_rows": ("clamp", "taps", "pointwise", "depthwise_rows"),
+    "stem_block_rows": ("clamp", "taps", "pointwise", "depthwise_rows", "direct_rows"),
     "fc": ("clamp", "pointwise"),
     "add": ("clamp",),
 }
 HELPER_ORDER = ("clamp", "taps", "pointwise", "depthwise", "direct")
+# The row-tiled kernels' helpers live in the files of their untiled twins (they share code).
+ROW_HELPERS = {"depthwise_rows": "depthwise", "direct_rows": "direct"}
 
 
 def c_float(value: float) -> str:
@@ -89,6 +94,22 @@ def parse_split(split: Any) -> int | str:
         None,
         "--split",
         "--split 4 splits every block's expansion channels into 4 groups; --split n keeps one",
+    )
+
+
+def parse_row_tile(row_tile: Any) -> int | None:
+    """The `--row-tile` option: None (untiled) or a positive number of output rows per band."""
+    if row_tile is None:
+        return None
+    if isinstance(row_tile, str) and row_tile.strip().isdigit():
+        row_tile = int(row_tile.strip())
+    if isinstance(row_tile, int) and not isinstance(row_tile, bool) and 1 <= row_tile <= 1 << 20:
+        return row_tile
+    raise SpecError(
+        f"found row tile {row_tile!r}; expected a positive number of output rows",
+        None,
+        "--row-tile",
+        "--row-tile 1 computes each fused block one output row at a time",
     )
 
 
@@ -243,23 +264,39 @@ def _split_lines(p: Mapping[str, Any], inner: str) -> list[str]:
     last = p["hidden"] - (groups - 1) * p["gs"]
     tail = f" (the last of {last})" if last != p["gs"] else ""
     label = "n" if p["split"] == "n" else p["split"]
-    return [
+    lines = [
         f"Split {label}: {groups} group{'s' if groups > 1 else ''} of {p['gs']} "
         f"channel{'s' if p['gs'] > 1 else ''}{tail}; "
         f"workspace {inner} floats = {p['ws_elems'] * FLOAT_BYTES} bytes."
     ]
+    if "rt" in p:
+        lines.insert(
+            0,
+            f"Row tile {p['row_tile']}: bands of {p['rt']} output row{'s' if p['rt'] > 1 else ''}"
+            + (
+                f", reading {p['band']} rows of the expansion (kept rows slide down)"
+                if p["band"]
+                else ""
+            )
+            + ".",
+        )
+    return lines
 
 
 def _block_lines(k: Kernel) -> list[str]:
     p = k.params
     dw = f"{p['ksize']}x{p['ksize']} depthwise stride {p['s']}"
     dw += f" dilation {p['d']}" if p["d"] > 1 else ""
+    rows = p.get("rt", p["Ho"])
     if p["t1"]:
         head = f"t = 1 (depthwise on the {p['hidden']} input channels)"
-        inner = _shape(p["Ho"], p["Wo"], p["gs"])
+        inner = _shape(rows, p["Wo"], p["gs"])
     else:
         head = f"expansion t = {p['t']} to {p['hidden']} channels ({p['exp_act']})"
-        inner = f"{_shape(p['Hin'], p['Win'], p['gs'])} + {_shape(p['Ho'], p['Wo'], p['gs'])}"
+        inner = (
+            f"{_shape(p.get('band', p['Hin']), p['Win'], p['gs'])} + "
+            f"{_shape(rows, p['Wo'], p['gs'])}"
+        )
     return [
         f"{_users(k)}: bottleneck {_shape(p['Hin'], p['Win'], p['Cin'])} -> "
         f"{_shape(p['Ho'], p['Wo'], p['Cout'])}, {head},",
@@ -279,7 +316,9 @@ def _stem_lines(k: Kernel) -> list[str]:
         f"projection to {_shape(p['Ho'], p['Wo'], p['Cout'])}"
         + (", residual added." if p["residual"] else "."),
         *_split_lines(
-            p, f"{_shape(p['Hs'], p['Ws'], p['gs'])} + {_shape(p['Ho'], p['Wo'], p['gs'])}"
+            p,
+            f"{_shape(p.get('band', p['Hs']), p['Ws'], p['gs'])} + "
+            f"{_shape(p.get('rt', p['Ho']), p['Wo'], p['gs'])}",
         ),
     ]
 
@@ -535,7 +574,10 @@ class _Builder:
                 "e_elems": 0 if t1 else x.h * x.w * fo.group_channels,
             }
         )
-        dw_part = (parts["dwise"].name, fo.group_channels * params["Ho"] * params["Wo"])
+        dw_rows = self.row_params(fo, params, parts["dwise"], 0 if t1 else x.h)
+        if not t1 and fo.row_tile is not None:
+            params["e_elems"] = params["band"] * x.w * fo.group_channels
+        dw_part = (parts["dwise"].name, fo.group_channels * dw_rows * params["Wo"])
         if t1:
             weights = self.weight_args(parts["dwise"].name, parts["project"].name)
             params.update(exp_lo="", exp_hi="", exp_act="")
@@ -547,7 +589,8 @@ class _Builder:
                 parts["expand"].name, parts["dwise"].name, parts["project"].name
             )
             self.check_workspace(fo, [(parts["expand"].name, params["e_elems"]), dw_part])
-        kernel = self.kernel("bottleneck", fo.name, params, _block_lines)
+        kind = "bottleneck" if fo.row_tile is None else "bottleneck_rows"
+        kernel = self.kernel(kind, fo.name, params, _block_lines)
         step = {
             "inputs": [self.tensor_arg(block.input)],
             "weights": weights,
@@ -585,14 +628,18 @@ class _Builder:
                 "stem_cout_g": stem.shape.c // a["groups"],
             }
         )
+        dw_rows = self.row_params(fo, params, parts["dwise"], stem.shape.h)
+        if fo.row_tile is not None:
+            params["e_elems"] = params["band"] * stem.shape.w * fo.group_channels
         self.check_workspace(
             fo,
             [
                 (stem.name, params["e_elems"]),
-                (parts["dwise"].name, fo.group_channels * params["Ho"] * params["Wo"]),
+                (parts["dwise"].name, fo.group_channels * dw_rows * params["Wo"]),
             ],
         )
-        kernel = self.kernel("stem_block", fo.name, params, _stem_lines)
+        kind = "stem_block" if fo.row_tile is None else "stem_block_rows"
+        kernel = self.kernel(kind, fo.name, params, _stem_lines)
         weights = self.weight_args(stem.name, parts["dwise"].name, parts["project"].name)
         step = {
             "inputs": [self.tensor_arg(stem.inputs[0])],
@@ -600,6 +647,22 @@ class _Builder:
             "comment": f"{fo.name} (stem conv fused with the t = 1 block: {', '.join(fo.nodes)})",
         }
         return kernel, step
+
+    @staticmethod
+    def row_params(fo: Any, params: dict[str, Any], dw: GNode, in_rows: int) -> int:
+        """Add a row-tiled block's band sizes to `params` (nothing when untiled, so that the
+        untiled kernels stay as they were); the depthwise rows of the workspace."""
+        if fo.row_tile is None:
+            return params["Ho"]
+        from archspec.analysis.memory import band_rows
+
+        rows = min(fo.row_tile, params["Ho"])
+        params.update(
+            row_tile=fo.row_tile,
+            rt=rows,
+            band=band_rows(dw, in_rows, fo.row_tile) if in_rows else 0,
+        )
+        return rows
 
     def check_workspace(self, fo: Any, parts: list[tuple[str, int]]) -> None:
         """The kernel lays its workspace out as `parts` (node, floats): it must be what the
@@ -764,9 +827,10 @@ def _number_lines(values: list[int], per_line: int = 10) -> list[str]:
 
 
 def _plan_desc(plan: Any, split: int | str) -> str:
+    rows = "" if plan.row_tile is None else f", row tile {plan.row_tile}"
     return (
-        f"fused bottleneck blocks (first-layer trick), split {split}, float32 activations, "
-        f"{len(plan.order)} steps"
+        f"fused bottleneck blocks (first-layer trick), split {split}{rows}, float32 "
+        f"activations, {len(plan.order)} steps"
     )
 
 
@@ -776,16 +840,22 @@ def render(
     env: jinja2.Environment,
     *,
     split: Any = 1,
+    row_tile: Any = None,
     **options: Any,
 ) -> dict[str, str | bytes]:
-    """Render the C sources of `graph` with `weights` for a `split`-way split (int or "n")."""
+    """Render the C sources of `graph` with `weights` for a `split`-way split (int or "n").
+
+    `row_tile` R (None: untiled) computes every fused block in bands of R output rows, with
+    the planner's row-tiled workspace (`archspec.analysis.memory.fused_ops`).
+    """
     for key in options:
         raise SpecError(f"option --{key} does not apply to the c target", None, f"--{key}")
     from archspec.analysis.memory import plan_memory
 
     split = parse_split(split)
+    row_tile = parse_row_tile(row_tile)
     check_supported(graph)
-    plan = plan_memory(graph, mode="fused", split=split, dtype="float32")
+    plan = plan_memory(graph, mode="fused", split=split, dtype="float32", row_tile=row_tile)
     if plan.dtype_bytes != FLOAT_BYTES:
         raise RuntimeError("the c target needs a float32 memory plan")
     ident = spec_identifier(graph.name)
@@ -794,7 +864,8 @@ def render(
     arrays = weight_arrays(graph, weights)
 
     needed = {h for k in builder.kernels.values() for h in k.helpers()}
-    helpers = [h for h in HELPER_ORDER if h in needed]
+    row_needed = {ROW_HELPERS[h] for h in needed if h in ROW_HELPERS}
+    helpers = [h for h in HELPER_ORDER if h in needed or h in row_needed]
     max_taps = max((n.attrs["k"] ** 2 for n in graph.ops() if n.op == "conv2d"), default=1)
     helper_args = {
         "clamp": (),
@@ -806,7 +877,10 @@ def render(
     helper_text = {}
     for h in helpers:
         module: Any = env.get_template(f"c/ops/{h}.c.j2").module
-        helper_text[h] = module.helpers(*helper_args[h])
+        if h in row_needed:  # the whole-tensor function only if an untiled kernel calls it
+            helper_text[h] = module.helpers(*helper_args[h], full=h in needed, banded=True)
+        else:
+            helper_text[h] = module.helpers(*helper_args[h])
     fragments = {kind: env.get_template(f"c/ops/{kind}.c.j2").module for kind in program["kinds"]}
     kernels = [k.context() for k in builder.kernels.values()]
 
@@ -847,7 +921,8 @@ def render(
     network = env.get_template("c/network.c.j2").render(
         **common,
         has_weights=bool(arrays),
-        split_option="" if split == 1 else f" --split {split}",
+        split_option=("" if split == 1 else f" --split {split}")
+        + ("" if row_tile is None else f" --row-tile {row_tile}"),
         optimal=plan.optimal,
         lower_bound_bytes=plan.lower_bound_bytes,
         arena_floats=max(1, plan.placement.arena_bytes // FLOAT_BYTES),
