@@ -742,6 +742,10 @@ class Space:
 
     def grid(self) -> list[Variant]:
         """Every point of every grid, duplicates collapsed, in grid order."""
+        self._check_grid_size()
+        return self._unique(self.point(i) for i in range(self.size))[0]
+
+    def _check_grid_size(self) -> None:
         if self.size > MAX_POINTS:
             raise SpecError(
                 f"the space has {self.size:,} points; a full grid is limited to {MAX_POINTS:,}",
@@ -749,7 +753,6 @@ class Space:
                 "sampling",
                 "sample it instead (--n N)",
             )
-        return self._unique(self.point(i) for i in range(self.size))[0]
 
     def sample_points(self, n: int, seed: int) -> list[Point]:
         """`n` distinct points drawn uniformly (the whole grid when n ≥ size), in grid order.
@@ -781,13 +784,7 @@ class Space:
         elif mode == "auto":
             mode = "grid" if self.size <= AUTO_GRID_LIMIT else "random"
         if mode == "grid":
-            if self.size > MAX_POINTS:
-                raise SpecError(
-                    f"the space has {self.size:,} points; a full grid is limited to {MAX_POINTS:,}",
-                    Location(self.file),
-                    "sampling",
-                    "sample it instead (--n N)",
-                )
+            self._check_grid_size()
             return f"grid of {self.size:,} points", [self.point(i) for i in range(self.size)]
         count = self.samples if n is None else n
         if count > MAX_POINTS:

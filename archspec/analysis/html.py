@@ -10,7 +10,12 @@ from html import escape
 from typing import Any
 
 from archspec.analysis.memory import Section, memory_sections
-from archspec.analysis.report import TABLE2_FIELDS, format_cell, layer_table, shape_text
+from archspec.analysis.report import (
+    TABLE2_HEADERS,
+    layer_table,
+    shape_text,
+    table2_rows,
+)
 
 _CSS = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 72em; color: #222; }
@@ -78,21 +83,7 @@ def render_html(data: Mapping[str, Any], plots: Mapping[str, bytes | str]) -> st
         f"{data['params']:,} params.</p>",
         "<h2>Table 2 view (one row per spec row)</h2>",
     ]
-    rows = [
-        [
-            shape_text(r["input_shape"]),
-            f"{r['op']} ({r['spec_name']})" if r.get("spec_name") else r["op"],
-            *(format_cell(r[k]) for k in TABLE2_FIELDS),
-            shape_text(r["output_shape"]),
-            format_cell(r["madds"]),
-            format_cell(r["params"]),
-        ]
-        for r in data["rows"]
-    ]
-    rows.append(
-        ["total", "", "", "", "", "", "", format_cell(data["madds"]), format_cell(data["params"])]
-    )
-    out.append(_table(["Input", "Operator", "t", "c", "n", "s", "Output", "MAdds", "Params"], rows))
+    out.append(_table(TABLE2_HEADERS, table2_rows(data)))
 
     memory = data.get("memory")
     if memory:

@@ -144,6 +144,28 @@ def memory_column(data: dict) -> dict[str, str]:
     return column
 
 
+TABLE2_HEADERS = ["Input", "Operator", "t", "c", "n", "s", "Output", "MAdds", "Params"]
+
+
+def table2_rows(data: dict) -> list[list[str]]:
+    """Cells of the Table-2-shaped view (one row per spec row) and its total row."""
+    rows = [
+        [
+            shape_text(r["input_shape"]),
+            f"{r['op']} ({r['spec_name']})" if r.get("spec_name") else r["op"],
+            *(format_cell(r[k]) for k in TABLE2_FIELDS),
+            shape_text(r["output_shape"]),
+            format_cell(r["madds"]),
+            format_cell(r["params"]),
+        ]
+        for r in data["rows"]
+    ]
+    rows.append(
+        ["total", "", "", "", "", "", "", format_cell(data["madds"]), format_cell(data["params"])]
+    )
+    return rows
+
+
 def layer_table(data: dict) -> tuple[list[str], list[list[str]]]:
     """Headers and cells of the per-layer table (a memory column when the report has one)."""
     memcol = memory_column(data)
@@ -182,20 +204,7 @@ def render_text(data: dict, markdown: bool = False) -> str:
     out.append(f"{h2}Table 2 view (one row per spec row)")
     out.append("")
     headers = ["Input", "Operator", "t", "c", "n", "s", "Output", "MAdds", "Params"]
-    rows = [
-        [
-            shape_text(r["input_shape"]),
-            f"{r['op']} ({r['spec_name']})" if r["spec_name"] else r["op"],
-            *(format_cell(r[k]) for k in TABLE2_FIELDS),
-            shape_text(r["output_shape"]),
-            format_cell(r["madds"]),
-            format_cell(r["params"]),
-        ]
-        for r in data["rows"]
-    ]
-    rows.append(
-        ["total", "", "", "", "", "", "", format_cell(data["madds"]), format_cell(data["params"])]
-    )
+    rows = table2_rows(data)
     out.append(_table(headers, rows, markdown))
     out.append("")
     out.append(f"{h2}Layers (one row per graph op)")
