@@ -399,7 +399,8 @@ def test_memory_json_contract_and_determinism(mnv2):
 
 
 def test_analyze_memory_compares_every_model(mnv2):
-    from archspec.analysis.memory import analyze_memory, plan_label
+    from archspec.analysis.memory import analyze_memory
+    from archspec.analysis.memory_report import plan_label
 
     result = analyze_memory(mnv2, mode="fused", split=2, dtype="float16")
     plans = result.timeline_plans()

@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any
 
-from archspec.analysis.memory import Section, memory_sections
+from archspec.analysis.memory_report import Section, memory_sections
 from archspec.analysis.report import (
     TABLE2_HEADERS,
     layer_table,

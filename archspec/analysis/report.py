@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from archspec.analysis.cost import CostReport
-from archspec.analysis.memory import memory_sections
+from archspec.analysis.memory_report import memory_sections
 from archspec.graph import Graph
 
 TABLE2_FIELDS = ("t", "c", "n", "s")
