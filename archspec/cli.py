@@ -209,9 +209,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def cmd_variants(args: argparse.Namespace) -> int:
     """Generate, measure, filter and rank the variants of a search space."""
-    from archspec.variants import run_cli
+    from archspec.variants.command import run_variants
 
-    return run_cli(args)
+    return run_variants(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -384,7 +384,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(handler=cmd_verify)
 
-    from archspec.variants import add_cli_arguments
+    from archspec.variants.space import DEFAULT_PARETO
 
     p = sub.add_parser(
         "variants",
@@ -394,7 +394,54 @@ def build_parser() -> argparse.ArgumentParser:
         "Pareto front of two metrics, and write a manifest (JSON Lines, optionally CSV) with one "
         "resolved spec per variant.",
     )
-    add_cli_arguments(p)
+    p.add_argument("space", metavar="SPACE", help="search-space file (YAML)")
+    p.add_argument(
+        "-o",
+        "--output",
+        metavar="DIR",
+        help="write DIR/manifest.jsonl, DIR/specs/<id>.yaml, DIR/summary.json and "
+        "DIR/skipped.jsonl (default: the manifest on stdout)",
+    )
+    p.add_argument(
+        "--n",
+        type=nonnegative_int,
+        default=None,
+        metavar="N",
+        help="draw N random points instead of the space's sampling rule",
+    )
+    p.add_argument(
+        "--seed",
+        type=nonnegative_int,
+        default=None,
+        metavar="S",
+        help="random-sampling seed (default: the space's, else 0)",
+    )
+    p.add_argument(
+        "--where",
+        metavar="EXPR",
+        help="keep variants satisfying EXPR, e.g. 'madds <= 300e6 and peak_bytes_fused < 512e3'",
+    )
+    p.add_argument(
+        "--jobs",
+        type=nonnegative_int,
+        default=1,
+        metavar="J",
+        help="worker processes (0: one per core; default 1)",
+    )
+    p.add_argument(
+        "--csv",
+        action="store_true",
+        help="CSV too (DIR/manifest.csv), or CSV instead of JSON Lines on stdout",
+    )
+    p.add_argument(
+        "--pareto",
+        metavar="X,Y",
+        help="Pareto axes, each `metric` or `metric:max` (default: the space's, "
+        f"else {DEFAULT_PARETO})",
+    )
+    p.add_argument(
+        "--plot", metavar="FILE", help="draw the variants and the front to FILE.png or FILE.svg"
+    )
     p.set_defaults(handler=cmd_variants)
     return parser
 

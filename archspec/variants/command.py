@@ -1,0 +1,137 @@
+"""`archspec variants SPACE ...`: sweep a space and write its manifest, specs and summary (the
+options are defined in archspec/cli.py)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import TextIO
+
+from archspec.errors import Location, SpecError
+from archspec.output import write_file, write_tree
+from archspec.pareto import parse_axes
+from archspec.variants.manifest import (
+    manifest_rows,
+    pareto_mask,
+    render_csv,
+    render_jsonl,
+    value_of,
+    values_for,
+)
+from archspec.variants.model import Sweep
+from archspec.variants.space import Space
+from archspec.where import parse
+
+
+def run_variants(
+    args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None
+) -> int:
+    """`archspec variants`: every check happens before any work or any write."""
+    out = out or sys.stdout
+    err = err or sys.stderr
+    space = Space.load(args.space)
+    names = space.metric_names()
+    condition = parse(args.where, names) if args.where is not None else None
+    axes = parse_axes(
+        args.pareto or space.pareto, names, "--pareto" if args.pareto else Location(space.file)
+    )
+    plot_format = None
+    if args.plot:
+        plot_format = Path(args.plot).suffix.lower().lstrip(".")
+        if plot_format not in ("png", "svg"):
+            raise SpecError(
+                f"found {args.plot!r}; expected a file name ending in .png or .svg",
+                Location("--plot"),
+            )
+        if not Path(args.plot).resolve().parent.is_dir():
+            raise SpecError("the plot's folder does not exist", Location(args.plot), "--plot")
+    if args.output and Path(args.output).exists() and not Path(args.output).is_dir():
+        raise SpecError("exists and is not a folder", Location(args.output), "-o")
+    if args.n == 0:
+        raise SpecError("found 0; expected at least one variant", Location("--n"))
+    jobs = args.jobs or os.cpu_count() or 1
+
+    how, points = space.plan(args.n, args.seed)
+    variants, total, dups = space._unique(points)
+    evaluated, skipped = space.evaluate(variants, jobs=jobs)
+    kept = evaluated
+    if condition is not None:
+        kept = [e for e in evaluated if condition.evaluate(values_for(e))]
+    mask = pareto_mask(kept, axes)
+    rows = manifest_rows(kept, mask)
+    sweep = Sweep(total, dups, evaluated, skipped)
+    summary = {
+        "space": space.name,
+        "base": space.base.name,
+        "sampling": how,
+        "points": total,
+        "duplicates": dups,
+        "variants": len(variants),
+        "skipped": len(skipped),
+        "skip_reasons": [{"reason": r, "count": c} for r, c in sweep.skip_reasons()],
+        "where": args.where,
+        "filtered_out": len(evaluated) - len(kept),
+        "manifest": len(rows),
+        "pareto": [str(axes[0]), str(axes[1])],
+        "pareto_front": sum(mask),
+        "memory": {
+            "dtype": space.dtype,
+            "fused_split": space.fused_split,
+            "first_layer_trick": space.first_layer_trick,
+        },
+    }
+    plot_bytes = None
+    if plot_format:
+        from archspec.pareto import plot
+
+        pts = [(value_of(e, axes[0].metric), value_of(e, axes[1].metric)) for e in kept]
+        # name the front's points by their choices when there are few (Figure 5: "0.35/96")
+        labels = (
+            ["/".join(str(v) for v in e.variant.choices.values()) for e in kept]
+            if 0 < len(space.labels) <= 2
+            else None
+        )
+        plot_bytes = plot(pts, mask, axes, plot_format, title=space.name, labels=labels)
+
+    if args.output:
+        files: dict[str, str | bytes] = {"manifest.jsonl": render_jsonl(rows)}
+        if args.csv:
+            files["manifest.csv"] = render_csv(rows, space.labels)
+        for e in kept:
+            files[f"specs/{e.variant.id}.yaml"] = e.variant.spec_yaml()
+        files["summary.json"] = json.dumps(summary, indent=2) + "\n"
+        files["skipped.jsonl"] = "".join(
+            json.dumps({"id": s.id, "choices": dict(s.choices), "reason": s.reason}) + "\n"
+            for s in skipped
+        )
+        write_tree(args.output, files)
+    else:
+        out.write(render_csv(rows, space.labels) if args.csv else render_jsonl(rows))
+    if plot_bytes is not None:
+        write_file(args.plot, plot_bytes)
+
+    err.write(
+        f"{space.name}: {how} -> {len(variants)} variants ({dups} duplicates collapsed), "
+        f"{len(skipped)} skipped as illegal"
+        + (f", {len(evaluated) - len(kept)} filtered out by --where" if condition else "")
+        + f"; {len(rows)} in the manifest\n"
+    )
+    front = sum(mask)
+    err.write(f"Pareto front ({axes[0]}, {axes[1]}): {front} variant{'' if front == 1 else 's'}\n")
+    if skipped:
+        err.write(f"skipped {len(skipped)} illegal variants:\n")
+        for reason, count in sweep.skip_reasons()[:10]:
+            err.write(f"  {count} x {reason}\n")
+        more = len(sweep.skip_reasons()) - 10
+        if more > 0:
+            err.write(
+                f"  ... and {more} other reasons"
+                + (f" (see {args.output}/skipped.jsonl)" if args.output else "")
+                + "\n"
+            )
+    if args.output:
+        err.write(f"wrote {len(rows)} specs and the manifest to {args.output}\n")
+    return 0

@@ -1,0 +1,72 @@
+"""The manifest of a sweep: one row per variant (choices, metrics, Pareto flag) as JSON Lines
+or CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from archspec.pareto import Axis, front_mask
+from archspec.variants.model import METRICS, Evaluated, is_number
+
+
+def value_of(e: Evaluated, name: str) -> Any:
+    """A metric or a choice of an evaluated variant, by name."""
+    return e.metrics[name] if name in e.metrics else e.variant.choices[name]
+
+
+def values_for(e: Evaluated) -> dict[str, Any]:
+    """Every name `--where` may use, with its value for this variant."""
+    return {**e.variant.choices, **e.metrics}
+
+
+def pareto_mask(evaluated: Sequence[Evaluated], axes: tuple[Axis, Axis]) -> list[bool]:
+    """Which variants are on the Pareto front of the two axes."""
+    points = [(value_of(e, axes[0].metric), value_of(e, axes[1].metric)) for e in evaluated]
+    return front_mask(points, (axes[0].sense, axes[1].sense))
+
+
+def manifest_rows(evaluated: Sequence[Evaluated], mask: Sequence[bool]) -> list[dict[str, Any]]:
+    """One JSON-ready row per variant: id, name, choices, metrics and the Pareto flag."""
+    rows = []
+    for e, on_front in zip(evaluated, mask, strict=True):
+        row: dict[str, Any] = {
+            "id": e.variant.id,
+            "name": e.variant.spec.name,
+            "choices": dict(e.variant.choices),
+        }
+        row.update({m: e.metrics[m] for m in METRICS})
+        row["memory_exact"] = e.metrics["memory_exact"]
+        row["pareto"] = on_front
+        rows.append(row)
+    return rows
+
+
+def render_jsonl(rows: Sequence[Mapping[str, Any]]) -> str:
+    """JSON Lines, keys in manifest order."""
+    return "".join(json.dumps(r, separators=(", ", ": ")) + "\n" for r in rows)
+
+
+def render_csv(rows: Sequence[Mapping[str, Any]], labels: Sequence[str]) -> str:
+    """CSV with one column per choice label (non-numbers as JSON) and per metric."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    flags = ("memory_exact", "pareto")
+    writer.writerow(["id", "name", *labels, *METRICS, *flags])
+    for r in rows:
+        shown = [
+            v if is_number(v) else json.dumps(v) for v in (r["choices"][label] for label in labels)
+        ]
+        writer.writerow(
+            [
+                r["id"],
+                r["name"],
+                *shown,
+                *(r[m] for m in METRICS),
+                *(str(r[f]).lower() for f in flags),
+            ]
+        )
+    return buf.getvalue()

@@ -1,0 +1,119 @@
+"""The data of a variant sweep: choices, grids, points, resolved variants and their metrics."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from archspec.errors import Location, SpecError
+from archspec.spec import Spec, spec_to_dict
+
+METRICS = ("madds", "params", "params_with_bn", "peak_bytes_op", "peak_bytes_fused")
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One decision of a grid: a global field or a field of one or more rows."""
+
+    label: str
+    key: str  # width_multiplier | resolution | num_classes | t | n | k | s | c | c_scale
+    rows: tuple[int, ...]  # row indices (empty for a global choice)
+    values: tuple[Any, ...]  # checked values (resolution as an (h, w) tuple)
+    shown: tuple[Any, ...]  # values as written (for the manifest: 224 or [160, 192])
+    locs: tuple[Location, ...]  # where each value is written
+
+    def param_values(self) -> list[Any]:
+        """The values as Optuna/Ray categorical choices (numbers, or `HxW` text)."""
+        return [_param_value(v) for v in self.shown]
+
+
+@dataclass(frozen=True)
+class Grid:
+    """The product of its choices' value lists."""
+
+    choices: tuple[Choice, ...]
+    loc: Location
+
+    @property
+    def size(self) -> int:
+        """Number of points (1 for a grid without choices: the base spec)."""
+        return math.prod(len(c.values) for c in self.choices)
+
+
+@dataclass(frozen=True)
+class Point:
+    """A point of a space: which grid, and the value index of each of its choices."""
+
+    grid: int
+    picks: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A resolved spec, its content id and the choices that made it."""
+
+    id: str
+    point: Point
+    choices: Mapping[str, Any]
+    spec: Spec
+
+    def spec_dict(self) -> dict[str, Any]:
+        """The resolved spec as plain data (every value concrete)."""
+        return spec_to_dict(self.spec)
+
+    def spec_yaml(self) -> str:
+        """The resolved spec as a YAML file."""
+        return yaml.safe_dump(self.spec_dict(), sort_keys=False)
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A variant whose choices make an illegal network, and why."""
+
+    id: str
+    choices: Mapping[str, Any]
+    reason: str
+
+
+@dataclass(frozen=True)
+class Evaluated:
+    """A legal variant and its metrics."""
+
+    variant: Variant
+    metrics: Mapping[str, Any]
+
+
+@dataclass
+class Sweep:
+    """The outcome of generating and evaluating the variants of a space."""
+
+    points: int  # points generated (before de-duplication)
+    duplicates: int  # points that collapsed into an earlier variant
+    evaluated: list[Evaluated] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+
+    def skip_reasons(self) -> list[tuple[str, int]]:
+        """Distinct reasons for skipped variants, most frequent first."""
+        counts = Counter(s.reason for s in self.skipped)
+        return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+def _param_value(shown: Any) -> Any:
+    if isinstance(shown, list):
+        return f"{shown[0]}x{shown[1]}"
+    return shown
+
+
+def is_number(v: Any) -> bool:
+    """True for an int or float that is not a bool."""
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def skip_reason(exc: SpecError) -> str:
+    """Why a variant is illegal, as one line (`field: message`)."""
+    return f"{exc.field}: {exc.message}" if exc.field else exc.message
