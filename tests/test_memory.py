@@ -263,6 +263,7 @@ def test_aspp_spec_optimal_in_both_modes(aspp):
 def test_budget_stopped_search_is_reported_as_such(monkeypatch):
     """When the scheduler's budget ends the search, the plan keeps its verdict and bound."""
     import archspec.analysis.memory as memory
+    import archspec.analysis.memory_report as memory_report
     from archspec.analysis.schedule import ScheduleResult, peak
 
     graph = lower(load_spec_text(BRANCHY))
@@ -279,7 +280,7 @@ def test_budget_stopped_search_is_reported_as_such(monkeypatch):
     assert plan.lower_bound_bytes == plan.spec_order_peak // 2
     data = memory_json(plan, graph)
     assert data["optimal"] is False and data["orders"]["optimal"]["proven"] is False
-    assert any("not proven" in line for line in memory.memory_sections(data)[0].lines)
+    assert any("not proven" in line for line in memory_report.memory_sections(data)[0].lines)
 
 
 # --------------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -15,6 +16,13 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory) -> Path:
+    # Build from a copy of the tracked sources: a build in the checkout would leave build/
+    # behind, whose stale files a later build could pick up.
+    source = tmp_path_factory.mktemp("source")
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(ROOT / name, source / name)
+    for name in ("archspec", "templates"):
+        shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
     wheels = tmp_path_factory.mktemp("wheel")
     subprocess.run(
         [
@@ -27,7 +35,7 @@ def installed(tmp_path_factory) -> Path:
             "-q",
             "-w",
             str(wheels),
-            str(ROOT),
+            str(source),
         ],
         check=True,
         capture_output=True,

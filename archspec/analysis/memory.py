@@ -26,8 +26,7 @@ Models (DESIGN.md §4):
 Bytes are elements × activation dtype size. Weights are reported separately (`weights_bytes`).
 Table 3 (`table3`) counts single materialised tensors per resolution, not an Eq. 2 peak.
 
-The report's wording of these numbers lives in `archspec.analysis.memory_report`; its public
-names are re-exported here for existing importers.
+The report's wording of these numbers lives in `archspec.analysis.memory_report`.
 """
 
 from __future__ import annotations
@@ -36,7 +35,6 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from archspec.analysis.memory_report import Section, memory_sections, plan_label
 from archspec.analysis.schedule import (
     Placement,
     Problem,
@@ -56,15 +54,12 @@ __all__ = [
     "FusedOp",
     "MemoryAnalysis",
     "MemoryPlan",
-    "Section",
     "analyze_memory",
     "band_rows",
     "deployed_weight_params",
     "fused_ops",
     "memory_json",
     "memory_problem",
-    "memory_sections",
-    "plan_label",
     "plan_memory",
     "plan_steps",
     "split_tradeoff",
