@@ -13,10 +13,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from archspec import __version__
+from archspec.activations import TARGETS
 from archspec.analysis.cost import PROFILES, analyze_cost
 from archspec.analysis.report import render_json, render_text, report_data
 from archspec.errors import Location, SpecError
 from archspec.lower import lower
+from archspec.options import DTYPE_BYTES, MEMORY_MODES, parse_row_tile, parse_split
 from archspec.output import Progress, nonnegative_int, write_file
 from archspec.spec import load_spec
 
@@ -53,15 +55,17 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _split_arg(text: str) -> int | str:
-    if text == "n":
-        return "n"
     try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer or n, got {text!r}")
-    return value
+        return parse_split(text)
+    except SpecError as exc:
+        raise argparse.ArgumentTypeError(exc.message) from None
+
+
+def _row_tile_arg(text: str) -> int:
+    try:
+        return parse_row_tile(text)
+    except SpecError as exc:
+        raise argparse.ArgumentTypeError(exc.message) from None
 
 
 def _memory_options(args: argparse.Namespace) -> tuple[int | str, bool, str | None]:
@@ -248,13 +252,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--activation-dtype",
-        choices=("float32", "float16", "int8"),
+        choices=tuple(DTYPE_BYTES),
         default="float32",
         help="bytes per activation element: 4, 2 or 1 (default: float32)",
     )
     p.add_argument(
         "--memory-mode",
-        choices=("op", "fused"),
+        choices=MEMORY_MODES,
         default="op",
         help="op: one op per graph node; fused: each bottleneck block is one op with a "
         "disposable inner tensor (paper §5.1) (default: op)",
@@ -277,7 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--row-tile",
-        type=_positive_int,
+        type=_row_tile_arg,
         default=None,
         metavar="R",
         help="fused mode: blocks work in bands of R output rows, so the workspace holds only "
@@ -316,7 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--target",
         required=True,
-        choices=("pytorch", "keras", "onnx", "c"),
+        choices=TARGETS,
         help="what to generate",
     )
     p.add_argument(
@@ -347,7 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--row-tile",
-        type=_positive_int,
+        type=_row_tile_arg,
         default=None,
         metavar="R",
         help="c target: run each fused block in bands of R output rows (less workspace; "

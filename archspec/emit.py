@@ -8,20 +8,17 @@ nothing an op or an analysis owns.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from functools import cache
-from importlib import resources
-from pathlib import Path
 from typing import Any
 
-import jinja2
 import numpy as np
 
+from archspec.files import Files
 from archspec.graph import Graph
+from archspec.templating import environment, templates_root
 
-Files = dict[str, str | bytes]
+__all__ = ["Files", "Target", "emit", "environment", "target_names", "templates_root"]
 
 
 @dataclass(frozen=True)
@@ -31,44 +28,6 @@ class Target:
     name: str
     description: str
     render: Callable[..., Files]  # render(graph, weights, env, **options) -> Files
-
-
-def templates_root() -> Path:
-    """The `templates/` folder: beside the package in a checkout, `_templates` in a wheel."""
-    checkout = Path(__file__).resolve().parent.parent / "templates"
-    if checkout.is_dir():
-        return checkout
-    return Path(str(resources.files("archspec") / "_templates"))
-
-
-def _py_literal(value: Any) -> str:
-    """A Python literal for plain numbers, booleans and (already validated) strings."""
-    if isinstance(value, bool) or value is None:
-        return repr(value)
-    if isinstance(value, int | float | np.integer | np.floating):
-        return repr(value.item() if hasattr(value, "item") else value)
-    if isinstance(value, str):
-        return json.dumps(value)
-    if isinstance(value, list | tuple):
-        return (
-            "(" + ", ".join(_py_literal(v) for v in value) + ("," if len(value) == 1 else "") + ")"
-        )
-    raise TypeError(f"no literal for {type(value).__name__}")
-
-
-@cache
-def environment() -> jinja2.Environment:
-    """The single Jinja environment: strict undefined, no autoescape (code, not HTML)."""
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(templates_root())),
-        undefined=jinja2.StrictUndefined,
-        autoescape=False,
-        keep_trailing_newline=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    env.filters["py"] = _py_literal
-    return env
 
 
 def _targets() -> Mapping[str, Target]:

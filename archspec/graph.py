@@ -16,7 +16,7 @@ import networkx as nx
 
 from archspec.errors import Location
 from archspec.ops import GRAPH_OPS
-from archspec.ops.base import Shape, WeightSpec
+from archspec.ops.base import Role, Shape, WeightSpec
 from archspec.spec import Spec
 
 INPUT = "input"
@@ -33,13 +33,14 @@ class GNode:
     attrs: Mapping[str, Any]
     row: int  # index of the spec row it came from (-1 for the input)
     block: str | None
-    role: str | None
+    role: Role | None
     loc: Location
 
 
 @dataclass(frozen=True)
 class Block:
-    """One inverted-residual block (the fused op of the memory model and the C target)."""
+    """One fusable block (the fused op of the memory model and the C target); `kind` names its
+    declaration in `archspec.ops.BLOCK_KINDS`."""
 
     name: str
     row: int
@@ -48,6 +49,16 @@ class Block:
     nodes: tuple[str, ...]
     t: int
     residual: bool
+    kind: str = "bottleneck"
+
+    def members(self, graph: Graph) -> dict[Role, GNode]:
+        """The block's nodes by the role they play."""
+        found = {}
+        for name in self.nodes:
+            node = graph.node(name)
+            if node.role is not None:
+                found[node.role] = node
+        return found
 
 
 @dataclass(frozen=True)

@@ -14,20 +14,11 @@ from archspec.errors import SpecError
 from archspec.graph import INPUT, Block, GNode, Graph
 from archspec.names import identifier_problem
 from archspec.ops import GRAPH_OPS, LAYER_KINDS
-from archspec.ops.base import Shape, ShapeError
+from archspec.ops.base import Role, Shape, ShapeError
 from archspec.spec import MAX_CHANNELS, Row, Spec
 
 MAX_NODES = 20_000
 MAX_TENSOR_ELEMENTS = 1 << 31
-AUTO_PREFIX = {
-    "conv2d": "conv",
-    "dwconv": "dwconv",
-    "avgpool": "pool",
-    "fc": "fc",
-    "add": "add",
-    "concat": "concat",
-    "upsample": "upsample",
-}
 
 
 def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
@@ -117,7 +108,7 @@ class _Lowering:
 
     def repeat_name(self, row: Row, i: int) -> str:
         """Node name for repeat i of a row (the row's name when it has a single node)."""
-        base = row.name or f"{AUTO_PREFIX[row.kind]}{row.index}"
+        base = row.name or f"{LAYER_KINDS[row.kind].auto_prefix}{row.index}"
         return base if row.fields.get("n", 1) == 1 else f"{base}_{i}"
 
     def block_name(self, row: Row, i: int) -> str:
@@ -137,7 +128,7 @@ class _Lowering:
         *,
         row: Row,
         block: str | None = None,
-        role: str | None = None,
+        role: Role | None = None,
     ) -> str:
         """Add one graph node; its shape is inferred here and every problem is located."""
         if name in self.nodes:
@@ -149,12 +140,11 @@ class _Lowering:
         if len(self.nodes) >= MAX_NODES:
             raise SpecError(f"the graph would have more than {MAX_NODES} nodes", row.loc)
         full = dict(attrs)
-        if op == "conv2d":
-            full["bn_eps"] = self.spec.bn_eps
+        graph_op = GRAPH_OPS[op]
         try:
-            shape = GRAPH_OPS[op].infer(full, [self.nodes[i].shape for i in inputs])
+            shape = graph_op.infer(full, [self.nodes[i].shape for i in inputs])
         except ShapeError as exc:
-            field = "from" if op in ("add", "concat") else "s" if "stride" in str(exc) else "op"
+            field = exc.field or ("from" if graph_op.max_inputs is None else "op")
             raise SpecError(str(exc), row.where(field), f"layers[{row.index}].{field}") from None
         if shape.numel > MAX_TENSOR_ELEMENTS:
             raise SpecError(
@@ -170,10 +160,12 @@ class _Lowering:
         )
         return name
 
-    def add_block(self, name: str, row: Row, src: str, out: str, *, t: int, residual: bool) -> None:
-        """Record a bottleneck block (its nodes are those emitted with `block=name`)."""
+    def add_block(
+        self, name: str, row: Row, src: str, out: str, *, kind: str, t: int, residual: bool
+    ) -> None:
+        """Record a fusable block of `kind` (its nodes are those emitted with `block=name`)."""
         members = tuple(self.block_members.pop(name, ()))
-        self.blocks.append(Block(name, row.index, src, out, members, t, residual))
+        self.blocks.append(Block(name, row.index, src, out, members, t, residual, kind))
 
     def finish(self, row: Row, out: str) -> None:
         """Mark `out` as the row's output; later rows read it by the row's name."""

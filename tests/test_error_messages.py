@@ -183,17 +183,6 @@ def test_keras_layer_name_clash_is_located(tmp_path, capsys):
     assert run(capsys, "build", str(spec), "--target", "pytorch", "-o", str(out))[0] == 0
 
 
-def test_keras_refuses_an_op_it_has_no_template_for():
-    graph = lower(load_spec_text(rows("- {op: conv2d, name: a, c: 16}"), "odd.yaml"))
-    node = dataclasses.replace(graph.node("a"), op="softmax")
-    nodes = tuple(node if n.name == "a" else n for n in graph.nodes)
-    odd = dataclasses.replace(graph, nodes=nodes, by_name={n.name: n for n in nodes})
-    with pytest.raises(SpecError) as info:
-        emit(odd, "keras", init_weights(graph, 0))
-    assert info.value.message == "the Keras target has no template for op 'softmax'"
-    assert info.value.location == graph.node("a").loc
-
-
 # -- YAML reading limits ------------------------------------------------------------------------
 
 

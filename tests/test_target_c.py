@@ -9,7 +9,6 @@ high-water mark the program measures must equal the planner's predicted peak.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import re
@@ -432,28 +431,12 @@ def test_one_kernel_per_distinct_block_named_after_its_first_user(golden) -> Non
     assert f"workspace 14x14x96 + 14x14x96 floats = {2 * 14 * 14 * 96 * 4} bytes" in comment
 
 
-def _graph_with_op(graph: Graph, node_name: str, op: str) -> Graph:
-    """A copy of `graph` whose node `node_name` claims to be an op the C target lacks."""
-    node = dataclasses.replace(graph.node(node_name), op=op)
-    nodes = tuple(node if n.name == node_name else n for n in graph.nodes)
-    return dataclasses.replace(graph, nodes=nodes, by_name={n.name: n for n in nodes})
-
-
-def test_unsupported_op_is_a_located_spec_error() -> None:
-    graph = lower(load_spec_text(BRANCHING, "<branching>"))
-    strange = _graph_with_op(graph, "up_bil", "softmax")
-    with pytest.raises(SpecError) as info:
-        emit(strange, "c", init_weights(graph, 0))
-    assert "no kernel for op 'softmax'" in info.value.message
-    assert info.value.location == graph.node("up_bil").loc
-
-
 @pytest.mark.parametrize("split", [0, -2, "x", 2.5, True])
-def test_bad_split_is_a_spec_error(split: object) -> None:
+def test_bad_split_is_refused_by_the_api(split: object) -> None:
+    # the CLI parses --split once (archspec.options.parse_split); the API checks its values
     graph = block_graph("t6_s2")
-    with pytest.raises(SpecError) as info:
+    with pytest.raises(ValueError, match="split must be"):
         emit(graph, "c", init_weights(graph, 0), split=split)
-    assert info.value.field == "--split"
 
 
 def test_unknown_option_is_a_spec_error() -> None:

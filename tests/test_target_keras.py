@@ -19,7 +19,7 @@ keras = pytest.importorskip("keras")
 torch = pytest.importorskip("torch")
 
 from archspec.analysis.cost import analyze_cost  # noqa: E402
-from archspec.emit import emit, templates_root  # noqa: E402
+from archspec.emit import emit  # noqa: E402
 from archspec.errors import SpecError  # noqa: E402
 from archspec.graph import Graph  # noqa: E402
 from archspec.lower import lower  # noqa: E402
@@ -176,11 +176,6 @@ def small(tmp_path_factory: pytest.TempPathFactory, branching_graph: Graph) -> d
     built = {key: Built(_graph(text), root) for key, text in SPECS.items()}
     built["branching"] = Built(branching_graph, root)  # the shared every-op spec (conftest)
     return built
-
-
-def test_every_graph_op_has_a_keras_fragment() -> None:
-    for op in GRAPH_OPS:
-        assert (templates_root() / "keras" / "ops" / f"{op}.py.j2").is_file(), op
 
 
 def test_own_small_specs_cover_every_graph_op(small: dict[str, Built]) -> None:

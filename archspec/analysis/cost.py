@@ -4,44 +4,28 @@
 fully-connected multiply-accumulates only. `fvcore` adds the terms fvcore's FlopCountAnalysis
 counts on an eval-mode PyTorch model (BatchNorm 2 per element, adaptive average pooling 1 per input
 element, bilinear upsampling 4 per output element, nearest 1), so its total can be compared with
-fvcore's number term by term.
+fvcore's number term by term. Each op declares its terms under every profile in its module; a
+total is the sum of every term the ops report.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
 from archspec.graph import GNode, Graph
-from archspec.ops import GRAPH_OPS
-from archspec.ops.base import Shape
+from archspec.ops import GRAPH_OPS, TERMS
+from archspec.ops.base import COUNTING_PROFILES, Shape
 
 TRAINABLE = ("weight", "bias")
 BN_TRAINABLE = ("bn_gamma", "bn_beta")
 BN_BUFFERS = ("bn_mean", "bn_var")
 
 
-def _fvcore_extra(node: GNode, ins: list[Shape]) -> dict[str, int]:
-    extra: dict[str, int] = {}
-    if node.op == "conv2d" and node.attrs["bn"]:
-        extra["batchnorm"] = 2 * node.shape.numel
-    elif node.op == "avgpool" and node.attrs["global"]:
-        extra["pool"] = ins[0].numel
-    elif node.op == "upsample":
-        extra["upsample"] = node.shape.numel * (4 if node.attrs["mode"] == "bilinear" else 1)
-    return extra
-
-
-def _no_extra(node: GNode, ins: list[Shape]) -> dict[str, int]:
-    return {}
-
-
-PROFILES: Mapping[str, Callable[[GNode, list[Shape]], dict[str, int]]] = MappingProxyType(
-    {"slim": _no_extra, "fvcore": _fvcore_extra}
-)
-TERM_ORDER = ("conv", "depthwise", "pointwise", "fc", "batchnorm", "pool", "upsample")
+PROFILES: tuple[str, ...] = COUNTING_PROFILES
+TERM_ORDER: tuple[str, ...] = TERMS
 
 
 @dataclass(frozen=True)
@@ -88,12 +72,13 @@ def layer_cost(graph: Graph, node: GNode, profile: str = "slim") -> LayerCost:
     """Cost of one node of `graph` under `profile`."""
     ins = graph.input_shapes(node)
     op = GRAPH_OPS[node.op]
-    terms = op.madds(node.attrs, ins, node.shape)
-    extra = PROFILES[profile](node, ins)
-    if extra:
-        terms = dict(terms)
-        for key, value in extra.items():
+    terms = dict(op.madds(node.attrs, ins, node.shape))
+    if profile != "slim":
+        for key, value in op.profiles[profile](node.attrs, ins, node.shape).items():
             terms[key] = terms.get(key, 0) + value
+    undeclared = set(terms) - set(op.terms)
+    if undeclared:
+        raise RuntimeError(f"op {op.name!r} reports undeclared terms {sorted(undeclared)}")
     params = bn_params = bn_buffers = 0
     for w in op.weights(node.attrs, ins, node.shape):
         count = math.prod(w.shape)
@@ -131,7 +116,7 @@ def analyze_cost(graph: Graph, profile: str = "slim") -> CostReport:
     return CostReport(
         profile=profile,
         layers=layers,
-        madds=sum(ordered.values()),
+        madds=sum(layer.madds for layer in layers),
         params=sum(x.params for x in layers),
         params_with_bn=sum(x.params_with_bn for x in layers),
         bn_buffers=sum(x.bn_buffers for x in layers),

@@ -46,6 +46,9 @@ from archspec.analysis.schedule import (
     step_memory,
 )
 from archspec.graph import INPUT, Block, GNode, Graph
+from archspec.ops import BLOCK_KINDS
+from archspec.ops.blocks import band_rows
+from archspec.options import DTYPE_BYTES, MEMORY_MODES, check_row_tile, check_split
 
 __all__ = [
     "DEFAULT_SPLITS",
@@ -66,8 +69,7 @@ __all__ = [
     "table3",
 ]
 
-DTYPE_BYTES: Mapping[str, int] = {"float32": 4, "float16": 2, "int8": 1}
-MODES = ("op", "fused")
+MODES = MEMORY_MODES
 DEFAULT_SPLITS: tuple[int | str, ...] = (1, 2, 3, 4, 5, 6, "n")
 
 # The MobileNetV2 column of the paper's Table 3 (channels, memory in K as printed), keyed by
@@ -88,8 +90,8 @@ class FusedOp:
 
     Attributes:
         name: the op's name in the Problem, also the name of the tensor it produces there.
-        kind: ``"op"`` (one graph node), ``"block"`` (a bottleneck block) or ``"stem_block"``
-            (stem conv fused with the first t = 1 block: the first-layer trick).
+        kind: ``"op"`` (one graph node), ``"block"`` (a fusable block, see `BLOCK_KINDS`) or
+            ``"stem_block"`` (a stem conv fused with a block: the first-layer trick).
         nodes: the graph nodes it covers, in execution order.
         inputs: the Problem tensors it reads.
         output_node: the graph node whose tensor it produces.
@@ -101,6 +103,7 @@ class FusedOp:
             its resolution, then the depthwise group; empty for kind ``"op"``.
         row_tile: fused kinds under a row-tiled model: R, the output rows per band (None:
             untiled, the whole spatial extent).
+        block: fused kinds: the graph block (`Graph.blocks`) the op runs.
     """
 
     name: str
@@ -113,6 +116,7 @@ class FusedOp:
     workspace_elems: int
     workspace_parts: tuple[tuple[str, int], ...] = ()
     row_tile: int | None = None
+    block: str | None = None
 
 
 @dataclass(frozen=True)
@@ -171,34 +175,6 @@ class MemoryPlan:
 # Graph -> ops of the memory model.
 
 
-def _check_split(split: int | str) -> int | str:
-    if split == "n":
-        return split
-    if isinstance(split, bool) or not isinstance(split, int) or split < 1:
-        raise ValueError(f"split must be a positive integer or 'n', got {split!r}")
-    return split
-
-
-def _check_row_tile(row_tile: int | None) -> int | None:
-    if row_tile is None:
-        return None
-    if isinstance(row_tile, bool) or not isinstance(row_tile, int) or row_tile < 1:
-        raise ValueError(f"row_tile must be a positive integer or None, got {row_tile!r}")
-    return row_tile
-
-
-def band_rows(dw: GNode, in_rows: int, row_tile: int | None) -> int:
-    """Rows of the depthwise input that one band of `row_tile` output rows of `dw` reads.
-
-    ``(R - 1)·s + dilation·(k - 1) + 1``, at most `in_rows`; all `in_rows` when untiled or when
-    R covers the whole output (one band is the whole tensor).
-    """
-    if row_tile is None or row_tile >= dw.shape.h:
-        return in_rows
-    a = dw.attrs
-    return min(in_rows, (row_tile - 1) * a["s"] + a["dilation"] * (a["k"] - 1) + 1)
-
-
 def _group(channels: int, split: int | str) -> tuple[int, int]:
     """(channels per group, number of groups) of a `split`-way split of `channels`."""
     ways = channels if split == "n" else min(int(split), channels)
@@ -206,17 +182,12 @@ def _group(channels: int, split: int | str) -> tuple[int, int]:
     return group, -(-channels // group)
 
 
-def _area(node: GNode) -> int:
-    return node.shape.h * node.shape.w
-
-
-def _role(graph: Graph, block: Block, role: str) -> GNode | None:
-    return next((graph.node(n) for n in block.nodes if graph.node(n).role == role), None)
-
-
 def _stem_of(graph: Graph, block: Block) -> GNode | None:
-    """The stem conv the first-layer trick may fuse into `block`, if there is one."""
-    if block.t != 1 or block.input == INPUT:
+    """The stem conv the first-layer trick may fuse into `block`, if there is one: the block's
+    kind allows the trick, the block has no member in the role the stem would play, and its
+    input is a conv outside any block that reads the network input and feeds only this block."""
+    role = BLOCK_KINDS[block.kind].stem_role
+    if role is None or role in block.members(graph) or block.input == INPUT:
         return None
     stem = graph.node(block.input)
     if stem.op != "conv2d" or stem.block is not None or stem.inputs != (INPUT,):
@@ -246,6 +217,33 @@ def _unique(name: str, taken: set[str]) -> str:
     return name
 
 
+def _workspace(
+    graph: Graph, block: Block, stem: GNode | None, split: int | str, row_tile: int | None
+) -> tuple[tuple[tuple[str, int], ...], int, int]:
+    """(workspace parts, channels per group, groups) of a fused block, by its kind's rule: one
+    group of each workspace member's output, each over its full extent or, row-tiled, over the
+    rows one band needs (a stem conv stands in for the member of the kind's stem role)."""
+    kind = BLOCK_KINDS[block.kind]
+    members = block.members(graph)
+    if stem is not None:
+        members[kind.stem_role] = stem
+    band = members[kind.band_role]
+    group, groups = _group(members[kind.split_role].shape.c, split)
+    parts = []
+    for part in kind.workspace:
+        node = members.get(part.role)
+        if node is None:
+            continue
+        if row_tile is None:
+            rows = node.shape.h
+        elif part.rows == "input":
+            rows = band_rows(band, node.shape.h, row_tile)
+        else:
+            rows = min(row_tile, node.shape.h)
+        parts.append((node.name, group * rows * node.shape.w))
+    return tuple(parts), group, groups
+
+
 def fused_ops(
     graph: Graph,
     mode: str = "op",
@@ -263,8 +261,8 @@ def fused_ops(
     """
     if mode not in MODES:
         raise ValueError(f"memory mode must be one of {MODES}, got {mode!r}")
-    split = _check_split(split)
-    row_tile = _check_row_tile(row_tile)
+    split = check_split(split)
+    row_tile = check_row_tile(row_tile)
     ops = list(graph.ops())
     if mode == "op":
         return tuple(FusedOp(n.name, "op", (n.name,), n.inputs, n.name, None, None, 0) for n in ops)
@@ -307,24 +305,21 @@ def fused_ops(
         if block is None:
             out.append(FusedOp(name, "op", members, tuple(reads), members[0], None, None, 0))
             continue
-        dw = _role(graph, block, "dwise")
-        assert dw is not None, f"block {block.name} has no depthwise node"
-        expand = stem if stem is not None else _role(graph, block, "expand")
-        hidden = expand.shape.c if expand is not None else dw.shape.c
-        group, groups = _group(hidden, split)
-        if row_tile is None:
-            parts = ((expand.name, group * _area(expand)),) if expand is not None else ()
-            parts += ((dw.name, group * _area(dw)),)
-        else:
-            parts = ()
-            if expand is not None:
-                rows = band_rows(dw, expand.shape.h, row_tile)
-                parts = ((expand.name, group * rows * expand.shape.w),)
-            parts += ((dw.name, group * min(row_tile, dw.shape.h) * dw.shape.w),)
+        parts, group, groups = _workspace(graph, block, stem, split, row_tile)
         ws = sum(n for _, n in parts)
         out.append(
             FusedOp(
-                name, kind, members, tuple(reads), block.output, group, groups, ws, parts, row_tile
+                name,
+                kind,
+                members,
+                tuple(reads),
+                block.output,
+                group,
+                groups,
+                ws,
+                parts,
+                row_tile,
+                block.name,
             )
         )
     return tuple(out)
@@ -419,7 +414,7 @@ def plan_memory(
     weights = deployed_weight_params(graph)
     return MemoryPlan(
         mode=mode,
-        split=_check_split(split),
+        split=check_split(split),
         dtype_bytes=nbytes,
         first_layer_trick=first_layer_trick,
         fused_ops=fops,

@@ -15,6 +15,7 @@ from archspec.ops.base import (
     Shape,
     ShapeError,
     activate,
+    no_context,
     no_madds,
     no_weights,
 )
@@ -36,7 +37,22 @@ def _reference(
     return activate(sum(x.astype(np.float64) for x in xs), attrs["act"])
 
 
-GRAPH_OP = GraphOp("add", _infer, no_weights, no_madds, _reference, min_inputs=2, max_inputs=None)
+def _c(attrs: Mapping[str, Any], ins: Sequence[Shape], out: Shape) -> dict[str, Any]:
+    return {"n": len(ins), "size": out.numel, "helpers": ("clamp",)}
+
+
+GRAPH_OP = GraphOp(
+    "add",
+    _infer,
+    no_weights,
+    no_madds,
+    _reference,
+    profiles={"fvcore": no_madds},  # fvcore does not count elementwise adds
+    targets={"pytorch": no_context, "onnx": no_context, "keras": no_context, "c": _c},
+    min_inputs=2,
+    max_inputs=None,
+    layout="follow",
+)
 
 
 def _lower(ctx: Any, row: Any) -> None:
@@ -60,4 +76,5 @@ LAYER = LayerKind(
     ),
     _lower,
     takes_many_inputs=True,
+    auto_prefix="add",
 )

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from archspec.ops import common
-from archspec.ops.base import Field, GraphOp, LayerKind, Shape, ShapeError, no_madds, no_weights
+from archspec.ops.base import Field, GraphOp, LayerKind, Shape, ShapeError, no_weights
 
 
 def _infer(attrs: Mapping[str, Any], ins: Sequence[Shape]) -> Shape:
@@ -42,7 +42,45 @@ def _reference(
     return out / (k * k)
 
 
-GRAPH_OP = GraphOp("avgpool", _infer, no_weights, no_madds, _reference)
+def _no_madds(attrs: Mapping[str, Any], ins: Sequence[Shape], out: Shape) -> dict[str, int]:
+    return {}  # pooling costs no multiply-accumulates under slim
+
+
+def _fvcore(attrs: Mapping[str, Any], ins: Sequence[Shape], out: Shape) -> dict[str, int]:
+    # fvcore counts adaptive (global) average pooling as one operation per input element
+    return {"pool": pool_elements(attrs, ins, out)} if attrs["global"] else {}
+
+
+def _common(attrs: Mapping[str, Any], ins: Sequence[Shape], out: Shape) -> dict[str, Any]:
+    return {"is_global": attrs["global"]}
+
+
+def _c(attrs: Mapping[str, Any], ins: Sequence[Shape], out: Shape) -> dict[str, Any]:
+    x = ins[0]
+    count = x.h * x.w if attrs["global"] else attrs["k"] * attrs["k"]
+    return {
+        "global": bool(attrs["global"]),
+        "H": x.h,
+        "W": x.w,
+        "C": x.c,
+        "Ho": out.h,
+        "Wo": out.w,
+        "ksize": attrs["k"],
+        "s": attrs["s"],
+        "scale": 1.0 / count,
+    }
+
+
+GRAPH_OP = GraphOp(
+    "avgpool",
+    _infer,
+    no_weights,
+    _no_madds,
+    _reference,
+    terms=("pool",),
+    profiles={"fvcore": _fvcore},
+    targets={"pytorch": _common, "onnx": _common, "keras": _common, "c": _c},
+)
 
 
 def _lower(ctx: Any, row: Any) -> None:
@@ -67,4 +105,5 @@ LAYER = LayerKind(
         ),
     ),
     _lower,
+    auto_prefix="pool",
 )

@@ -14,9 +14,39 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, NamedTuple, Protocol
 
 import numpy as np
+
+from archspec.activations import ACTIVATIONS, TARGETS, activate
+
+__all__ = [
+    "ACTIVATIONS",
+    "COUNTING_PROFILES",
+    "TARGETS",
+    "Field",
+    "GraphOp",
+    "LayerKind",
+    "Role",
+    "Shape",
+    "ShapeError",
+    "WeightSpec",
+    "activate",
+    "batchnorm",
+    "batchnorm_weights",
+    "no_context",
+    "no_madds",
+    "no_weights",
+]
+
+# The counting profiles (DESIGN.md §3, §4c). `slim` is an op's own `madds`; every other profile
+# adds the terms an op declares for it in `GraphOp.profiles` (an empty function where it adds
+# nothing), so that no op can be forgotten by a profile.
+COUNTING_PROFILES = ("slim", "fvcore")
+# The code-generation targets (`TARGETS`, from the activation table) each need, through
+# `GraphOp.targets`, what an op means beyond formatting; each has one fragment per op in
+# `templates/<target>/ops/`.
 
 
 class Shape(NamedTuple):
@@ -42,7 +72,14 @@ class Shape(NamedTuple):
 
 
 class ShapeError(ValueError):
-    """An op cannot accept its inputs; the message says why (lowering adds the location)."""
+    """An op cannot accept its inputs; the message says why (lowering adds the location).
+
+    `field` names the row field at fault, when it is not the op itself (or, for ops that merge
+    several inputs, `from`)."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 @dataclass(frozen=True)
@@ -77,19 +114,51 @@ class NodeView(Protocol):
     shape: Shape
 
 
+TermsFn = Callable[[Mapping[str, Any], Sequence[Shape], Shape], dict[str, int]]
+# What a target needs to know about one node of this op: (attrs, input shapes, output shape) ->
+# plain values for the target's fragment (never text that belongs to the target's language).
+TargetFn = Callable[[Mapping[str, Any], Sequence[Shape], Shape], dict[str, Any]]
+
+
+class Role(StrEnum):
+    """The part a graph node plays inside a fusable block (see `archspec.ops.blocks`)."""
+
+    EXPAND = (
+        "expand"  # 1x1 conv widening the block input (the stem conv under the first-layer trick)
+    )
+    DWISE = "dwise"  # the spatial depthwise conv, the op a row tile bands
+    PROJECT = "project"  # the linear 1x1 conv back to the block's output channels
+    RESIDUAL = "residual"  # the shortcut add (or concat) that closes the block
+
+
 @dataclass(frozen=True)
 class GraphOp:
-    """A node kind of the compute graph."""
+    """A node kind of the compute graph: everything archspec knows about it.
+
+    Attributes:
+        name: the op's name (graph nodes carry it as `op`).
+        infer: output shape from the attributes and input shapes (raises ShapeError).
+        weights: the canonical weight arrays (PyTorch layouts).
+        madds: the `slim` terms, {breakdown term: multiply-accumulates}.
+        reference: the numpy oracle every target is checked against.
+        terms: every breakdown term the op may report, under any profile.
+        profiles: for each counting profile but `slim`, the terms it adds.
+        targets: for each target, what its fragment needs beyond formatting.
+    """
 
     name: str
     infer: Callable[[Mapping[str, Any], Sequence[Shape]], Shape]
     weights: Callable[[Mapping[str, Any], Sequence[Shape], Shape], list[WeightSpec]]
-    madds: Callable[[Mapping[str, Any], Sequence[Shape], Shape], dict[str, int]]
+    madds: TermsFn
     reference: Callable[
         [Mapping[str, Any], Sequence[np.ndarray], Mapping[str, np.ndarray]], np.ndarray
     ]
+    terms: tuple[str, ...] = ()
+    profiles: Mapping[str, TermsFn] = field(default_factory=dict)
+    targets: Mapping[str, TargetFn] = field(default_factory=dict)
     min_inputs: int = 1
     max_inputs: int | None = 1
+    layout: str = "spatial"  # spatial (C, H, W) | flat (reads and writes (C,)) | follow (inputs')
 
 
 @dataclass(frozen=True)
@@ -101,6 +170,7 @@ class LayerKind:
     fields: tuple[Field, ...]
     lower: Callable[..., None]
     takes_many_inputs: bool = False
+    auto_prefix: str = ""  # unnamed rows are named `<auto_prefix><row index>`
     field_index: dict[str, Field] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -113,7 +183,12 @@ def no_weights(attrs: Mapping[str, Any], ins: Sequence[Shape], out: Shape) -> li
 
 
 def no_madds(attrs: Mapping[str, Any], ins: Sequence[Shape], out: Shape) -> dict[str, int]:
-    """For ops that cost no MAdds under the slim profile."""
+    """For ops that cost no MAdds under a profile."""
+    return {}
+
+
+def no_context(attrs: Mapping[str, Any], ins: Sequence[Shape], out: Shape) -> dict[str, Any]:
+    """For a target that needs nothing about an op beyond its attributes and shapes."""
     return {}
 
 
@@ -125,18 +200,6 @@ def batchnorm_weights(channels: int) -> list[WeightSpec]:
         WeightSpec("bn_mean", (channels,), "bn_mean"),
         WeightSpec("bn_var", (channels,), "bn_var"),
     ]
-
-
-ACTIVATIONS = ("relu", "relu6", "linear")
-
-
-def activate(x: np.ndarray, act: str) -> np.ndarray:
-    """The numpy reference of an activation."""
-    if act == "relu":
-        return np.maximum(x, 0)
-    if act == "relu6":
-        return np.clip(x, 0, 6)
-    return x
 
 
 def batchnorm(x: np.ndarray, w: Mapping[str, np.ndarray], eps: float) -> np.ndarray:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from archspec.ops.base import ACTIVATIONS, Field
+from archspec.activations import ACTIVATIONS
+from archspec.ops.base import Field
 
 NAME = Field("name", "name", "Name of the row; later rows refer to it in `from`.")
 FROM = Field("from", "refs", "Input row name(s); default: the previous row.")
@@ -40,7 +41,15 @@ BN = Field("bn", "bool", "BatchNorm after the conv (folded at deployment).", def
 
 
 def conv_attrs(
-    c_out: int, k: int, s: int, groups: int, dilation: int, act: str, bn: bool, bias: bool
+    c_out: int,
+    k: int,
+    s: int,
+    groups: int,
+    dilation: int,
+    act: str,
+    bn: bool,
+    bias: bool,
+    bn_eps: float,
 ) -> dict[str, object]:
     """The attribute set of a conv2d graph node."""
     return {
@@ -52,4 +61,5 @@ def conv_attrs(
         "act": act,
         "bn": bn,
         "bias": bias,
+        "bn_eps": bn_eps,
     }

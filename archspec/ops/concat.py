@@ -8,7 +8,16 @@ from typing import Any
 import numpy as np
 
 from archspec.ops import common
-from archspec.ops.base import Field, GraphOp, LayerKind, Shape, ShapeError, no_madds, no_weights
+from archspec.ops.base import (
+    Field,
+    GraphOp,
+    LayerKind,
+    Shape,
+    ShapeError,
+    no_context,
+    no_madds,
+    no_weights,
+)
 
 
 def _infer(attrs: Mapping[str, Any], ins: Sequence[Shape]) -> Shape:
@@ -28,8 +37,27 @@ def _reference(
     return np.concatenate([x.astype(np.float64) for x in xs], axis=0)
 
 
+def _c(attrs: Mapping[str, Any], ins: Sequence[Shape], out: Shape) -> dict[str, Any]:
+    channels = [s.c for s in ins]
+    return {
+        "channels": channels,
+        "starts": [sum(channels[:i]) for i in range(len(channels))],
+        "pixels": out.h * out.w,
+        "Cout": out.c,
+    }
+
+
 GRAPH_OP = GraphOp(
-    "concat", _infer, no_weights, no_madds, _reference, min_inputs=2, max_inputs=None
+    "concat",
+    _infer,
+    no_weights,
+    no_madds,
+    _reference,
+    profiles={"fvcore": no_madds},
+    targets={"pytorch": no_context, "onnx": no_context, "keras": no_context, "c": _c},
+    min_inputs=2,
+    max_inputs=None,
+    layout="follow",
 )
 
 
@@ -43,4 +71,5 @@ LAYER = LayerKind(
     (common.NAME, Field("from", "refs", "The rows to concatenate.", required=True)),
     _lower,
     takes_many_inputs=True,
+    auto_prefix="concat",
 )

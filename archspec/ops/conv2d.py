@@ -22,17 +22,32 @@ from archspec.ops.base import (
 )
 
 
+def padding(k: int, dilation: int) -> int:
+    """The symmetric padding of every conv, on each side: dilation·(k−1)/2 (SAME for odd k)."""
+    return dilation * (k - 1) // 2
+
+
 def out_size(size: int, k: int, s: int, dilation: int) -> int:
     """SAME-style output size with symmetric padding of dilation·(k−1)/2: ceil(size / s)."""
-    pad = dilation * (k - 1) // 2
-    return (size + 2 * pad - dilation * (k - 1) - 1) // s + 1
+    return (size + 2 * padding(k, dilation) - dilation * (k - 1) - 1) // s + 1
+
+
+def is_depthwise(attrs: Mapping[str, Any], c_in: int) -> bool:
+    """One group per input channel (more than one channel): a depthwise conv, whatever its
+    depth multiplier (output channels per input channel)."""
+    return attrs["groups"] == c_in and c_in > 1
+
+
+def depth_multiplier(attrs: Mapping[str, Any], c_in: int) -> int:
+    """Output channels per input channel of a depthwise conv (1 for any other conv)."""
+    return attrs["c_out"] // c_in if is_depthwise(attrs, c_in) else 1
 
 
 def _infer(attrs: Mapping[str, Any], ins: Sequence[Shape]) -> Shape:
     (x,) = ins
     k, s, g, d = attrs["k"], attrs["s"], attrs["groups"], attrs["dilation"]
     if k % 2 == 0:
-        raise ShapeError(f"kernel size {k} is even; expected an odd kernel size")
+        raise ShapeError(f"kernel size {k} is even; expected an odd kernel size", "k")
     if x.c % g or attrs["c_out"] % g:
         raise ShapeError(
             f"groups={g} must divide both the input channels ({x.c}) and the output channels "
@@ -41,7 +56,8 @@ def _infer(attrs: Mapping[str, Any], ins: Sequence[Shape]) -> Shape:
     if s > 1 and (x.h < s or x.w < s):
         raise ShapeError(
             f"stride {s} on a {x.h}×{x.w} feature map would shrink it below one pixel per step; "
-            "expected a larger input (raise the resolution or drop a stride)"
+            "expected a larger input (raise the resolution or drop a stride)",
+            "s",
         )
     return Shape(attrs["c_out"], out_size(x.h, k, s, d), out_size(x.w, k, s, d))
 
@@ -58,7 +74,7 @@ def _weights(attrs: Mapping[str, Any], ins: Sequence[Shape], out: Shape) -> list
 
 def term(attrs: Mapping[str, Any], c_in: int) -> str:
     """The breakdown term a conv belongs to: depthwise, pointwise or (standard) conv."""
-    if attrs["groups"] > 1 and attrs["groups"] == c_in:
+    if is_depthwise(attrs, c_in):
         return "depthwise"
     if attrs["k"] == 1 and attrs["groups"] == 1:
         return "pointwise"
@@ -75,7 +91,7 @@ def convolve(x: np.ndarray, weight: np.ndarray, s: int, groups: int, dilation: i
     """Reference convolution of a (C, H, W) array, symmetric padding, float64 accumulation."""
     c, h, w = x.shape
     c_out, c_per_group, k, _ = weight.shape
-    pad = dilation * (k - 1) // 2
+    pad = padding(k, dilation)
     xp = np.pad(x.astype(np.float64), ((0, 0), (pad, pad), (pad, pad)))
     ho, wo = out_size(h, k, s, dilation), out_size(w, k, s, dilation)
     out = np.zeros((groups, c_out // groups, ho, wo))
@@ -100,7 +116,85 @@ def _reference(
     return activate(y, attrs["act"])
 
 
-GRAPH_OP = GraphOp("conv2d", _infer, _weights, _madds, _reference)
+def _fvcore(attrs: Mapping[str, Any], ins: Sequence[Shape], out: Shape) -> dict[str, int]:
+    # fvcore counts an eval-mode BatchNorm as 2 operations per output element
+    return {"batchnorm": 2 * out.numel} if attrs["bn"] else {}
+
+
+def _pytorch(attrs: Mapping[str, Any], ins: Sequence[Shape], out: Shape) -> dict[str, Any]:
+    return {"c_in": ins[0].c, "padding": padding(attrs["k"], attrs["dilation"])}
+
+
+def _onnx(attrs: Mapping[str, Any], ins: Sequence[Shape], out: Shape) -> dict[str, Any]:
+    return {"pads": padding(attrs["k"], attrs["dilation"])}
+
+
+def _keras(attrs: Mapping[str, Any], ins: Sequence[Shape], out: Shape) -> dict[str, Any]:
+    c_in = ins[0].c
+    depthwise = is_depthwise(attrs, c_in)
+    # Keras' Conv2D refuses a stride together with a dilation (its DepthwiseConv2D does not):
+    # such a conv runs at stride 1 and keeps every s-th pixel, which is the same function.
+    subsample = attrs["s"] if attrs["s"] > 1 and attrs["dilation"] > 1 and not depthwise else 1
+    stride = 1 if subsample > 1 else attrs["s"]
+    # At stride 1 Keras' "same" padding is the symmetric dilation·(k−1)/2; a strided "same"
+    # pads more at the end, so a strided conv gets explicit symmetric zero padding instead.
+    pad = padding(attrs["k"], attrs["dilation"]) if stride > 1 else 0
+    return {
+        "c_in": c_in,
+        "depthwise": depthwise,
+        "multiplier": depth_multiplier(attrs, c_in),
+        "pad": pad,
+        "same": stride == 1 and attrs["k"] > 1,
+        "conv_stride": stride,
+        "subsample": subsample,
+        "extra_layers": {"pad": pad > 0, "subsample": subsample > 1, "bn": attrs["bn"]},
+    }
+
+
+def c_variant(attrs: Mapping[str, Any], c_in: int) -> str:
+    """The C kernel a conv runs on: depthwise (one output per input channel), pointwise (1x1,
+    stride 1, one group) or direct (anything else)."""
+    if is_depthwise(attrs, c_in) and depth_multiplier(attrs, c_in) == 1:
+        return "depthwise"
+    if attrs["k"] == 1 and attrs["s"] == 1 and attrs["groups"] == 1:
+        return "pointwise"
+    return "direct"
+
+
+def _c(attrs: Mapping[str, Any], ins: Sequence[Shape], out: Shape) -> dict[str, Any]:
+    x = ins[0]
+    k, groups = attrs["k"], attrs["groups"]
+    variant = c_variant(attrs, x.c)
+    return {
+        "variant": variant,
+        "H": x.h,
+        "W": x.w,
+        "Cin": x.c,
+        "Ho": out.h,
+        "Wo": out.w,
+        "Cout": out.c,
+        "ksize": k,
+        "s": attrs["s"],
+        "d": attrs["dilation"],
+        "pad": padding(k, attrs["dilation"]),
+        "groups": groups,
+        "cin_g": x.c // groups,
+        "cout_g": out.c // groups,
+        "weights": True,
+        "helpers": ("clamp", "taps", variant) if variant != "pointwise" else ("clamp", variant),
+    }
+
+
+GRAPH_OP = GraphOp(
+    "conv2d",
+    _infer,
+    _weights,
+    _madds,
+    _reference,
+    terms=("conv", "depthwise", "pointwise", "batchnorm"),
+    profiles={"fvcore": _fvcore},
+    targets={"pytorch": _pytorch, "onnx": _onnx, "keras": _keras, "c": _c},
+)
 
 
 def _lower(ctx: Any, row: Any) -> None:
@@ -118,6 +212,7 @@ def _lower(ctx: Any, row: Any) -> None:
             f["act"],
             f["bn"],
             bias,
+            ctx.spec.bn_eps,
         )
         src = ctx.emit(ctx.repeat_name(row, i), "conv2d", [src], attrs, row=row)
     ctx.finish(row, src)
@@ -141,4 +236,5 @@ LAYER = LayerKind(
         common.SCALE,
     ),
     _lower,
+    auto_prefix="conv",
 )

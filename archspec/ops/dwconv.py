@@ -23,6 +23,7 @@ def _lower(ctx: Any, row: Any) -> None:
             f["act"],
             f["bn"],
             bias,
+            ctx.spec.bn_eps,
         )
         src = ctx.emit(ctx.repeat_name(row, i), "conv2d", [src], attrs, row=row)
     ctx.finish(row, src)
@@ -51,4 +52,5 @@ LAYER = LayerKind(
         Field("bias", "bool", "Add a bias (default: only without BatchNorm).", default=None),
     ),
     _lower,
+    auto_prefix="dwconv",
 )

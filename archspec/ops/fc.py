@@ -16,6 +16,8 @@ from archspec.ops.base import (
     ShapeError,
     WeightSpec,
     activate,
+    no_context,
+    no_madds,
 )
 
 
@@ -49,7 +51,25 @@ def _reference(
     return activate(y, attrs["act"]).reshape(-1, 1, 1)
 
 
-GRAPH_OP = GraphOp("fc", _infer, _weights, _madds, _reference)
+def _pytorch(attrs: Mapping[str, Any], ins: Sequence[Shape], out: Shape) -> dict[str, Any]:
+    return {"c_in": ins[0].c}
+
+
+def _c(attrs: Mapping[str, Any], ins: Sequence[Shape], out: Shape) -> dict[str, Any]:
+    return {"Cin": ins[0].c, "Cout": out.c, "weights": True, "helpers": ("clamp", "pointwise")}
+
+
+GRAPH_OP = GraphOp(
+    "fc",
+    _infer,
+    _weights,
+    _madds,
+    _reference,
+    terms=("fc",),
+    profiles={"fvcore": no_madds},  # fvcore counts a linear layer as in × out, as slim does
+    targets={"pytorch": _pytorch, "onnx": no_context, "keras": _pytorch, "c": _c},
+    layout="flat",
+)
 
 
 def _lower(ctx: Any, row: Any) -> None:
@@ -70,4 +90,5 @@ LAYER = LayerKind(
         Field("scale", "choice", common.SCALE.doc, default="none", choices=common.SCALE.choices),
     ),
     _lower,
+    auto_prefix="fc",
 )

@@ -18,4 +18,14 @@ def _reference(attrs: Mapping[str, Any], xs: Sequence[np.ndarray], w: Mapping[st
     raise RuntimeError("the input node is fed, not computed")
 
 
-GRAPH_OP = GraphOp("input", _infer, no_weights, no_madds, _reference, min_inputs=0, max_inputs=0)
+# The input is fed, not rendered: each target's model template writes it (no fragments).
+GRAPH_OP = GraphOp(
+    "input",
+    _infer,
+    no_weights,
+    no_madds,
+    _reference,
+    profiles={"fvcore": no_madds},
+    min_inputs=0,
+    max_inputs=0,
+)

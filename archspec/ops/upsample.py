@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from archspec.ops import common
-from archspec.ops.base import Field, GraphOp, LayerKind, Shape, no_madds, no_weights
+from archspec.ops.base import Field, GraphOp, LayerKind, Shape, no_context, no_madds, no_weights
 
 
 def _infer(attrs: Mapping[str, Any], ins: Sequence[Shape]) -> Shape:
@@ -41,7 +41,46 @@ def _reference(
     return top[:, :, c0] * (1 - cw)[None, None, :] + top[:, :, c1] * cw[None, None, :]
 
 
-GRAPH_OP = GraphOp("upsample", _infer, no_weights, no_madds, _reference)
+def _fvcore(attrs: Mapping[str, Any], ins: Sequence[Shape], out: Shape) -> dict[str, int]:
+    # fvcore: bilinear interpolation 4 operations per output element, nearest 1
+    return {"upsample": out.numel * (4 if attrs["mode"] == "bilinear" else 1)}
+
+
+def _onnx(attrs: Mapping[str, Any], ins: Sequence[Shape], out: Shape) -> dict[str, Any]:
+    return {"constants": [{"part": "sizes", "type": "int64[2]", "data": [out.h, out.w]}]}
+
+
+def _c(attrs: Mapping[str, Any], ins: Sequence[Shape], out: Shape) -> dict[str, Any]:
+    x = ins[0]
+    oh, ow, mode = out.h, out.w, attrs["mode"]
+    params: dict[str, Any] = {"mode": mode, "H": x.h, "W": x.w, "C": x.c, "Ho": oh, "Wo": ow}
+    if mode == "nearest":
+        params["r0"] = np.minimum(np.arange(oh) * x.h // oh, x.h - 1).tolist()
+        params["c0"] = np.minimum(np.arange(ow) * x.w // ow, x.w - 1).tolist()
+    else:
+        r0, r1, rw = source_index(oh, x.h)
+        c0, c1, cw = source_index(ow, x.w)
+        params.update(
+            r0=r0.tolist(),
+            r1=r1.tolist(),
+            c0=c0.tolist(),
+            c1=c1.tolist(),
+            rw=rw.tolist(),
+            cw=cw.tolist(),
+        )
+    return params
+
+
+GRAPH_OP = GraphOp(
+    "upsample",
+    _infer,
+    no_weights,
+    no_madds,
+    _reference,
+    terms=("upsample",),
+    profiles={"fvcore": _fvcore},
+    targets={"pytorch": no_context, "onnx": _onnx, "keras": no_context, "c": _c},
+)
 
 
 def _lower(ctx: Any, row: Any) -> None:
@@ -72,4 +111,5 @@ LAYER = LayerKind(
         ),
     ),
     _lower,
+    auto_prefix="upsample",
 )

@@ -7,16 +7,18 @@ from typing import Any
 
 from archspec.errors import SpecError
 from archspec.graph import Graph
+from archspec.ops import GRAPH_OPS
 
 
 def flat_tensors(graph: Graph) -> frozenset[str]:
-    """Tensors every target holds as (N, C) rather than with 1×1 spatial dimensions: fc outputs,
-    and sums or concatenations of nothing but fc outputs. Spatial consumers unflatten them, so all
+    """Tensors every target holds as (N, C) rather than with 1×1 spatial dimensions: outputs of
+    flat-layout ops (fc), and of follow-layout ops (sums, concatenations) of nothing but flat
+    tensors. Spatial consumers unflatten them, so all
     targets return the same output shapes."""
     flat: set[str] = set()
     for node in graph.ops():
-        merging = node.op in ("add", "concat") and all(i in flat for i in node.inputs)
-        if node.op == "fc" or merging:
+        layout = GRAPH_OPS[node.op].layout
+        if layout == "flat" or (layout == "follow" and all(i in flat for i in node.inputs)):
             flat.add(node.name)
     return frozenset(flat)
 

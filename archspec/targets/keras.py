@@ -7,9 +7,9 @@ The module stands alone (it imports keras and numpy, never archspec) and defines
   graph outputs come back as a list, in the spec's order;
 * Keras layer names are the graph's node names; the extra layers a node needs are suffixed
   (`_pad`, `_bn`, `_relu`, `_relu6`, `_subsample`, `_flatten`, `_nhwc`);
-* padding is PyTorch's symmetric `dilation·(k−1)/2` (a `ZeroPadding2D`, then a "valid" conv), so
-  the model computes the same function as the other targets (Keras' own stride-2 "same" padding
-  is asymmetric);
+* padding is PyTorch's symmetric `dilation·(k−1)/2`: Keras' "same" at stride 1, and a
+  `ZeroPadding2D` then a "valid" conv when strided (Keras' own strided "same" padding is
+  asymmetric), so the model computes the same function as the other targets;
 * weights are the canonical archspec arrays (`<node>.<weight>`, PyTorch layouts) transposed into
   Keras' layouts when loaded.
 
@@ -29,10 +29,13 @@ from typing import Any
 import jinja2
 import numpy as np
 
-from archspec.emit import Files
+from archspec.activations import rendering
 from archspec.errors import SpecError
+from archspec.files import Files
 from archspec.graph import GNode, Graph
 from archspec.names import spec_identifier
+from archspec.ops import GRAPH_OPS
+from archspec.targets import fragment, op_context
 from archspec.targets.common import flat_tensors, reject_options
 
 LINE = 100  # the line length the generated module is formatted for (ruff's, in this project)
@@ -189,60 +192,6 @@ class _Namer:
         return name
 
 
-def _act_layer(node: GNode, act: str, namer: _Namer) -> str | None:
-    return None if act == "linear" else namer.claim(node, f"{node.name}_{act}")
-
-
-def _conv2d(graph: Graph, node: GNode, namer: _Namer, flat: frozenset[str]) -> dict[str, Any]:
-    a = node.attrs
-    c_in = graph.input_shapes(node)[0].c
-    depthwise = a["groups"] == c_in and c_in > 1
-    # Keras' Conv2D refuses a stride together with a dilation (its DepthwiseConv2D does not):
-    # such a conv runs at stride 1 and keeps every s-th pixel, which is the same function.
-    subsample = a["s"] if a["s"] > 1 and a["dilation"] > 1 and not depthwise else 1
-    pad = a["dilation"] * (a["k"] - 1) // 2  # symmetric, as archspec/ops/conv2d.py defines it
-    return {
-        "c_in": c_in,
-        "depthwise": depthwise,
-        "multiplier": a["c_out"] // c_in if depthwise else 1,
-        "pad": pad,
-        "conv_stride": 1 if subsample > 1 else a["s"],
-        "subsample": subsample,
-        "pad_name": namer.claim(node, f"{node.name}_pad") if pad else None,
-        "subsample_name": namer.claim(node, f"{node.name}_subsample") if subsample > 1 else None,
-        "bn_name": namer.claim(node, f"{node.name}_bn") if a["bn"] else None,
-        "act_name": _act_layer(node, a["act"], namer),
-    }
-
-
-def _fc(graph: Graph, node: GNode, namer: _Namer, flat: frozenset[str]) -> dict[str, Any]:
-    flat_input = node.inputs[0] in flat
-    return {
-        "c_in": graph.input_shapes(node)[0].c,
-        "flatten_name": None if flat_input else namer.claim(node, f"{node.name}_flatten"),
-        "act_name": _act_layer(node, node.attrs["act"], namer),
-    }
-
-
-def _add(graph: Graph, node: GNode, namer: _Namer, flat: frozenset[str]) -> dict[str, Any]:
-    return {"act_name": _act_layer(node, node.attrs["act"], namer)}
-
-
-def _nothing(graph: Graph, node: GNode, namer: _Namer, flat: frozenset[str]) -> dict[str, Any]:
-    return {}
-
-
-PLANS = {
-    "input": _nothing,
-    "conv2d": _conv2d,
-    "avgpool": _nothing,
-    "fc": _fc,
-    "add": _add,
-    "concat": _nothing,
-    "upsample": _nothing,
-}
-
-
 def _docstring_text(text: str) -> str:
     """Free text made safe inside a triple-quoted docstring."""
     return text.replace("\\", "\\\\").replace('"""', '\\"\\"\\"').strip()
@@ -253,19 +202,49 @@ def _file_name(path: str) -> str:
     return PurePath(path).name.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
+def _layer_names(
+    graph: Graph, node: GNode, own: dict[str, Any], namer: _Namer, flat: frozenset[str]
+) -> dict[str, Any]:
+    """Names of the extra layers a node needs (`<suffix>_name`, None where it needs none): the
+    ones its op asks for, a Flatten before a flat-layout op whose input is a map, and its
+    activation's layer (`act_step`, built from the activation table)."""
+    names = {
+        f"{suffix}_name": namer.claim(node, f"{node.name}_{suffix}") if wanted else None
+        for suffix, wanted in own.pop("extra_layers", {}).items()
+    }
+    if GRAPH_OPS[node.op].layout == "flat":
+        flatten = node.inputs[0] not in flat
+        names["flatten_name"] = namer.claim(node, f"{node.name}_flatten") if flatten else None
+    act = node.attrs.get("act", "linear")
+    act_layer = rendering(act, "keras")
+    act_name = namer.claim(node, f"{node.name}_{act}") if act_layer["layer"] else None
+    names["act_name"] = act_name
+    names["act_step"] = (
+        {"cls": act_layer["layer"], "options": {**act_layer["options"], "name": act_name}}
+        if act_name
+        else None
+    )
+    return names
+
+
+def _wants_flat(node: GNode, flat: frozenset[str]) -> bool:
+    return GRAPH_OPS[node.op].layout == "flat" or node.name in flat
+
+
 def _contexts(graph: Graph) -> list[dict[str, Any]]:
     namer = _Namer(graph, {})
+    namer.claim(graph.input, graph.input.name)
     flat = flat_tensors(graph)
     nhwc: dict[str, str] = {}  # flat tensor → the variable holding it as a 1×1 map
     nodes = []
-    for node in graph.nodes:
-        if node.op not in PLANS:
-            raise SpecError(f"the Keras target has no template for op {node.op!r}", node.loc)
+    for node in graph.ops():
         namer.claim(node, node.name)
-        plan = PLANS[node.op](graph, node, namer, flat)
-        wants_flat = node.op == "fc" or node.name in flat
+        own = op_context("keras", graph, node)
+        names = _layer_names(graph, node, own, namer, flat)
+        plan = {**own, **names}
+        wants_flat = _wants_flat(node, flat)
         spatial_consumers = [
-            c for c in graph.consumers(node.name) if not (graph.node(c).op == "fc" or c in flat)
+            c for c in graph.consumers(node.name) if not _wants_flat(graph.node(c), flat)
         ]
         if node.name in flat and spatial_consumers:
             nhwc[node.name] = namer.claim(node, f"{node.name}_nhwc")
@@ -273,11 +252,12 @@ def _contexts(graph: Graph) -> list[dict[str, Any]]:
             {
                 "name": node.name,
                 "op": node.op,
+                "fragment": fragment("keras", node.op),
                 "attrs": dict(node.attrs),
                 "shape": node.shape,
                 "in_shapes": graph.input_shapes(node),
                 "inputs": [i if wants_flat else nhwc.get(i, i) for i in node.inputs],
-                "many": node.op in ("add", "concat"),
+                "many": GRAPH_OPS[node.op].max_inputs is None,
                 "flat": node.name in flat,
                 "nhwc_name": nhwc.get(node.name),
                 **plan,
@@ -308,6 +288,7 @@ def render(
             [o.shape.c] if o.name in flat else [o.shape.h, o.shape.w, o.shape.c] for o in outputs
         ],
         uses_resize=any(n["op"] == "upsample" for n in nodes),
+        input_shape=graph.input.shape.hwc(),
         layer=layer_factory(env.filters["py"]),
         chain=chain,
         call_statement=call_statement,

@@ -22,14 +22,22 @@ import jinja2
 import numpy as np
 
 from archspec import __version__
+from archspec.activations import rendering
 from archspec.graph import GNode, Graph, weight_key
 from archspec.names import spec_identifier
+from archspec.ops import GRAPH_OPS
+from archspec.targets import fragment, op_context
 from archspec.targets.common import flat_tensors, reject_options
 
 IR_VERSION = 8
 OPSET = 18
 BATCH = "batch"
-ACT_OPS = {"relu": "Relu", "relu6": "Clip"}
+# Constants shared by every node that needs them (activation bounds, the unflatten axes).
+SHARED_CONSTANTS = {
+    "const/zero": {"type": "float", "data": ["0.0"]},
+    "const/six": {"type": "float", "data": ["6.0"]},
+    "const/hw_axes": {"type": "int64[2]", "data": [2, 3]},
+}
 
 
 def _q(name: str) -> str:
@@ -47,8 +55,7 @@ def _dims(graph: Graph, name: str, flat: frozenset[str]) -> str:
 def _node_context(graph: Graph, node: GNode, flat: frozenset[str]) -> dict[str, Any]:
     """What a fragment needs about one node: its inputs (after any layout change), its
     weights' initializer names, and the op's attributes as ONNX wants them."""
-    a = node.attrs
-    want_flat = node.op == "fc" or node.name in flat
+    want_flat = GRAPH_OPS[node.op].layout == "flat" or node.name in flat
     prep: list[dict[str, str]] = []
     ins: list[str] = []
     for i, src in enumerate(node.inputs):
@@ -62,37 +69,24 @@ def _node_context(graph: Graph, node: GNode, flat: frozenset[str]) -> dict[str, 
             ins.append(_q(out))
         else:
             ins.append(_q(src))
-    act = a.get("act", "linear")
-    ctx: dict[str, Any] = {
+    act = node.attrs.get("act", "linear")
+    own = op_context("onnx", graph, node)
+    constants = [{**c, "name": _q(f"{node.name}/{c['part']}")} for c in own.pop("constants", ())]
+    return {
+        **node.attrs,
+        **own,
         "name": node.name,
         "op": node.op,
         "prep": prep,
         "ins": ins,
         "out": _q(node.name),
         "act": act,
-        "act_op": ACT_OPS.get(act),
+        "act_op": rendering(act, "onnx")["op"],
+        "act_inputs": [_q(c) for c in rendering(act, "onnx")["constants"]],
+        "constants": constants,
         "w": {w.name: _q(weight_key(node.name, w.name)) for w in graph.weights(node)},
         "sub": lambda part: _q(f"{node.name}/{part}"),
     }
-    if node.op == "conv2d":
-        k, d, pad = a["k"], a["dilation"], a["dilation"] * (a["k"] - 1) // 2
-        ctx.update(
-            k=k,
-            s=a["s"],
-            dilation=d,
-            pads=pad,
-            groups=a["groups"],
-            bias=a["bias"],
-            bn=a["bn"],
-            eps=repr(float(a["bn_eps"])),
-        )
-    elif node.op == "fc":
-        ctx.update(bias=a["bias"])
-    elif node.op == "avgpool":
-        ctx.update(is_global=a["global"], k=a["k"], s=a["s"])
-    elif node.op == "upsample":
-        ctx.update(h=a["h"], w_out=a["w"], mode=a["mode"], sizes=_q(f"{node.name}/sizes"))
-    return ctx
 
 
 def graph_context(graph: Graph) -> dict[str, Any]:
@@ -101,14 +95,13 @@ def graph_context(graph: Graph) -> dict[str, Any]:
     nodes = [_node_context(graph, n, flat) for n in graph.ops()]
     inp = graph.input.shape
     constants: list[dict[str, Any]] = []
-    if any(n["act"] == "relu6" for n in nodes):
-        constants.append({"type": "float", "name": _q("const/zero"), "data": ["0.0"]})
-        constants.append({"type": "float", "name": _q("const/six"), "data": ["6.0"]})
+    used = {c for n in nodes for c in rendering(n["act"], "onnx")["constants"]}
+    for name in sorted(used, key=list(SHARED_CONSTANTS).index):
+        constants.append({"name": _q(name), **SHARED_CONSTANTS[name]})
     if any(p["op"] == "unflatten" for n in nodes for p in n["prep"]):
-        constants.append({"type": "int64[2]", "name": _q("const/hw_axes"), "data": [2, 3]})
+        constants.append({"name": _q("const/hw_axes"), **SHARED_CONSTANTS["const/hw_axes"]})
     for n in nodes:
-        if n["op"] == "upsample":
-            constants.append({"type": "int64[2]", "name": n["sizes"], "data": [n["h"], n["w_out"]]})
+        constants.extend(n["constants"])
     return {
         "ir_version": IR_VERSION,
         "opset": OPSET,
@@ -125,7 +118,7 @@ def render_text(graph: Graph, env: jinja2.Environment) -> str:
     """The model in ONNX's textual syntax, weights left out (they become initializers)."""
     ctx = graph_context(graph)
     ctx["fragments"] = {
-        op: env.get_template(f"onnx/ops/{op}.onnxtxt.j2").make_module() for op in ctx["ops"]
+        op: env.get_template(fragment("onnx", op)).make_module() for op in ctx["ops"]
     }
     return env.get_template("onnx/model.onnxtxt.j2").render(ctx)
 

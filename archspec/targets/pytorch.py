@@ -21,15 +21,16 @@ import jinja2
 import numpy as np
 
 from archspec import __version__
+from archspec.activations import rendering
 from archspec.errors import SpecError
 from archspec.graph import GNode, Graph
 from archspec.names import spec_identifier
+from archspec.ops import GRAPH_OPS
+from archspec.targets import fragment, op_context
 from archspec.targets.common import flat_tensors, reject_options
 
 LINE_LENGTH = 100
 INDENT = "    "
-ACT_MODULES = {"relu": "nn.ReLU(inplace=True)", "relu6": "nn.ReLU6(inplace=True)"}
-ACT_FUNCTIONS = {"relu": "torch.relu", "relu6": "torch.nn.functional.relu6"}
 # Attributes of torch.nn.Module (torch 2.x): a submodule of one of these names would be hidden
 # behind the method (`self.train` stays the method), so such node names are refused.
 # tests/test_target_pytorch.py checks this list against the installed torch.
@@ -243,39 +244,21 @@ def _arg(name: str, flat: frozenset[str], want_flat: bool) -> Expr:
 
 
 def _node_context(graph: Graph, node: GNode, flat: frozenset[str]) -> dict[str, Any]:
-    """Everything a fragment needs about one node, as plain values."""
-    a = node.attrs
-    want_flat = node.op == "fc" or node.name in flat
-    ctx: dict[str, Any] = {
+    """Everything a fragment needs about one node, as plain values: the node's attributes, what
+    its op's module says the PyTorch target needs, and the activation's rendering."""
+    act = rendering(node.attrs.get("act", "linear"), "pytorch")
+    want_flat = GRAPH_OPS[node.op].layout == "flat" or node.name in flat
+    return {
+        **node.attrs,
+        **op_context("pytorch", graph, node),
         "name": node.name,
         "op": node.op,
         "args": [_arg(i, flat, want_flat) for i in node.inputs],
         "shape": node.shape,
-        "act": a.get("act", "linear"),
-        "act_module": ACT_MODULES.get(a.get("act", "linear"), "nn.Identity()"),
-        "act_function": ACT_FUNCTIONS.get(a.get("act", "linear")),
+        "act": node.attrs.get("act", "linear"),
+        "act_module": act["module"] or "nn.Identity()",
+        "act_function": act["function"],
     }
-    if node.op == "conv2d":
-        c_in = graph.input_shapes(node)[0].c
-        ctx.update(
-            c_in=c_in,
-            c_out=a["c_out"],
-            k=a["k"],
-            s=a["s"],
-            padding=a["dilation"] * (a["k"] - 1) // 2,
-            dilation=a["dilation"],
-            groups=a["groups"],
-            bias=a["bias"],
-            bn=a["bn"],
-            eps=a["bn_eps"],
-        )
-    elif node.op == "fc":
-        ctx.update(c_in=graph.input_shapes(node)[0].c, c_out=a["c_out"], bias=a["bias"])
-    elif node.op == "avgpool":
-        ctx.update(is_global=a["global"], k=a["k"], s=a["s"])
-    elif node.op == "upsample":
-        ctx.update(h=a["h"], w=a["w"], mode=a["mode"])
-    return ctx
 
 
 def module_context(graph: Graph, source: str = "") -> dict[str, Any]:
@@ -302,7 +285,7 @@ def render_module(graph: Graph, env: jinja2.Environment) -> str:
     """The generated Python module's text."""
     ctx = module_context(graph)
     ctx["fragments"] = {
-        op: env.get_template(f"pytorch/ops/{op}.py.j2").make_module(layout_helpers())
+        op: env.get_template(fragment("pytorch", op)).make_module(layout_helpers())
         for op in ctx["ops"]
     }
     return env.get_template("pytorch/module.py.j2").render(ctx)

@@ -8,8 +8,9 @@ Input: float32 NHWC, (N, 224, 224, 3).
 Output `classifier`: (N, 1000).
 
 Layer names are the spec's node names; a node's extra layers are suffixed (`_pad`, `_bn`,
-`_relu6`, ...). Convolutions pad symmetrically by dilation*(k-1)//2, like PyTorch, so this model
-computes the same function as archspec's PyTorch and ONNX builds.
+`_relu6`, ...). Convolutions pad symmetrically by dilation*(k-1)//2, like PyTorch ("same" at
+stride 1; explicit zero padding before a strided conv), so this model computes the same function
+as archspec's PyTorch and ONNX builds.
 
 Weights: `build_model("weights.npz")` loads the canonical archspec arrays (`<node>.<weight>` in
 PyTorch layouts: conv OIHW, fc (out, in); BatchNorm `bn_gamma`, `bn_beta`, `bn_mean`, `bn_var`).
@@ -38,8 +39,7 @@ def build_model(weights: Weights | None = None) -> keras.Model:
     x = keras.layers.BatchNormalization(epsilon=1e-05, name="stem_bn")(x)
     stem = keras.layers.ReLU(max_value=6.0, name="stem_relu6")(x)
     # block0_dw: depthwise 3x3 conv, BatchNorm, relu6; 112x112x32 -> 112x112x32
-    x = keras.layers.ZeroPadding2D(1, name="block0_dw_pad")(stem)
-    x = keras.layers.DepthwiseConv2D(3, use_bias=False, name="block0_dw")(x)
+    x = keras.layers.DepthwiseConv2D(3, padding="same", use_bias=False, name="block0_dw")(stem)
     x = keras.layers.BatchNormalization(epsilon=1e-05, name="block0_dw_bn")(x)
     block0_dw = keras.layers.ReLU(max_value=6.0, name="block0_dw_relu6")(x)
     # block0_project: 1x1 conv, BatchNorm; 112x112x32 -> 112x112x16
@@ -62,8 +62,9 @@ def build_model(weights: Weights | None = None) -> keras.Model:
     x = keras.layers.BatchNormalization(epsilon=1e-05, name="block2_expand_bn")(x)
     block2_expand = keras.layers.ReLU(max_value=6.0, name="block2_expand_relu6")(x)
     # block2_dw: depthwise 3x3 conv, BatchNorm, relu6; 56x56x144 -> 56x56x144
-    x = keras.layers.ZeroPadding2D(1, name="block2_dw_pad")(block2_expand)
-    x = keras.layers.DepthwiseConv2D(3, use_bias=False, name="block2_dw")(x)
+    x = keras.layers.DepthwiseConv2D(3, padding="same", use_bias=False, name="block2_dw")(
+        block2_expand
+    )
     x = keras.layers.BatchNormalization(epsilon=1e-05, name="block2_dw_bn")(x)
     block2_dw = keras.layers.ReLU(max_value=6.0, name="block2_dw_relu6")(x)
     # block2_project: 1x1 conv, BatchNorm; 56x56x144 -> 56x56x24
@@ -88,8 +89,9 @@ def build_model(weights: Weights | None = None) -> keras.Model:
     x = keras.layers.BatchNormalization(epsilon=1e-05, name="block4_expand_bn")(x)
     block4_expand = keras.layers.ReLU(max_value=6.0, name="block4_expand_relu6")(x)
     # block4_dw: depthwise 3x3 conv, BatchNorm, relu6; 28x28x192 -> 28x28x192
-    x = keras.layers.ZeroPadding2D(1, name="block4_dw_pad")(block4_expand)
-    x = keras.layers.DepthwiseConv2D(3, use_bias=False, name="block4_dw")(x)
+    x = keras.layers.DepthwiseConv2D(3, padding="same", use_bias=False, name="block4_dw")(
+        block4_expand
+    )
     x = keras.layers.BatchNormalization(epsilon=1e-05, name="block4_dw_bn")(x)
     block4_dw = keras.layers.ReLU(max_value=6.0, name="block4_dw_relu6")(x)
     # block4_project: 1x1 conv, BatchNorm; 28x28x192 -> 28x28x32
@@ -102,8 +104,9 @@ def build_model(weights: Weights | None = None) -> keras.Model:
     x = keras.layers.BatchNormalization(epsilon=1e-05, name="block5_expand_bn")(x)
     block5_expand = keras.layers.ReLU(max_value=6.0, name="block5_expand_relu6")(x)
     # block5_dw: depthwise 3x3 conv, BatchNorm, relu6; 28x28x192 -> 28x28x192
-    x = keras.layers.ZeroPadding2D(1, name="block5_dw_pad")(block5_expand)
-    x = keras.layers.DepthwiseConv2D(3, use_bias=False, name="block5_dw")(x)
+    x = keras.layers.DepthwiseConv2D(3, padding="same", use_bias=False, name="block5_dw")(
+        block5_expand
+    )
     x = keras.layers.BatchNormalization(epsilon=1e-05, name="block5_dw_bn")(x)
     block5_dw = keras.layers.ReLU(max_value=6.0, name="block5_dw_relu6")(x)
     # block5_project: 1x1 conv, BatchNorm; 28x28x192 -> 28x28x32
@@ -128,8 +131,9 @@ def build_model(weights: Weights | None = None) -> keras.Model:
     x = keras.layers.BatchNormalization(epsilon=1e-05, name="block7_expand_bn")(x)
     block7_expand = keras.layers.ReLU(max_value=6.0, name="block7_expand_relu6")(x)
     # block7_dw: depthwise 3x3 conv, BatchNorm, relu6; 14x14x384 -> 14x14x384
-    x = keras.layers.ZeroPadding2D(1, name="block7_dw_pad")(block7_expand)
-    x = keras.layers.DepthwiseConv2D(3, use_bias=False, name="block7_dw")(x)
+    x = keras.layers.DepthwiseConv2D(3, padding="same", use_bias=False, name="block7_dw")(
+        block7_expand
+    )
     x = keras.layers.BatchNormalization(epsilon=1e-05, name="block7_dw_bn")(x)
     block7_dw = keras.layers.ReLU(max_value=6.0, name="block7_dw_relu6")(x)
     # block7_project: 1x1 conv, BatchNorm; 14x14x384 -> 14x14x64
@@ -142,8 +146,9 @@ def build_model(weights: Weights | None = None) -> keras.Model:
     x = keras.layers.BatchNormalization(epsilon=1e-05, name="block8_expand_bn")(x)
     block8_expand = keras.layers.ReLU(max_value=6.0, name="block8_expand_relu6")(x)
     # block8_dw: depthwise 3x3 conv, BatchNorm, relu6; 14x14x384 -> 14x14x384
-    x = keras.layers.ZeroPadding2D(1, name="block8_dw_pad")(block8_expand)
-    x = keras.layers.DepthwiseConv2D(3, use_bias=False, name="block8_dw")(x)
+    x = keras.layers.DepthwiseConv2D(3, padding="same", use_bias=False, name="block8_dw")(
+        block8_expand
+    )
     x = keras.layers.BatchNormalization(epsilon=1e-05, name="block8_dw_bn")(x)
     block8_dw = keras.layers.ReLU(max_value=6.0, name="block8_dw_relu6")(x)
     # block8_project: 1x1 conv, BatchNorm; 14x14x384 -> 14x14x64
@@ -156,8 +161,9 @@ def build_model(weights: Weights | None = None) -> keras.Model:
     x = keras.layers.BatchNormalization(epsilon=1e-05, name="block9_expand_bn")(x)
     block9_expand = keras.layers.ReLU(max_value=6.0, name="block9_expand_relu6")(x)
     # block9_dw: depthwise 3x3 conv, BatchNorm, relu6; 14x14x384 -> 14x14x384
-    x = keras.layers.ZeroPadding2D(1, name="block9_dw_pad")(block9_expand)
-    x = keras.layers.DepthwiseConv2D(3, use_bias=False, name="block9_dw")(x)
+    x = keras.layers.DepthwiseConv2D(3, padding="same", use_bias=False, name="block9_dw")(
+        block9_expand
+    )
     x = keras.layers.BatchNormalization(epsilon=1e-05, name="block9_dw_bn")(x)
     block9_dw = keras.layers.ReLU(max_value=6.0, name="block9_dw_relu6")(x)
     # block9_project: 1x1 conv, BatchNorm; 14x14x384 -> 14x14x64
@@ -170,8 +176,9 @@ def build_model(weights: Weights | None = None) -> keras.Model:
     x = keras.layers.BatchNormalization(epsilon=1e-05, name="block10_expand_bn")(x)
     block10_expand = keras.layers.ReLU(max_value=6.0, name="block10_expand_relu6")(x)
     # block10_dw: depthwise 3x3 conv, BatchNorm, relu6; 14x14x384 -> 14x14x384
-    x = keras.layers.ZeroPadding2D(1, name="block10_dw_pad")(block10_expand)
-    x = keras.layers.DepthwiseConv2D(3, use_bias=False, name="block10_dw")(x)
+    x = keras.layers.DepthwiseConv2D(3, padding="same", use_bias=False, name="block10_dw")(
+        block10_expand
+    )
     x = keras.layers.BatchNormalization(epsilon=1e-05, name="block10_dw_bn")(x)
     block10_dw = keras.layers.ReLU(max_value=6.0, name="block10_dw_relu6")(x)
     # block10_project: 1x1 conv, BatchNorm; 14x14x384 -> 14x14x96
@@ -182,8 +189,9 @@ def build_model(weights: Weights | None = None) -> keras.Model:
     x = keras.layers.BatchNormalization(epsilon=1e-05, name="block11_expand_bn")(x)
     block11_expand = keras.layers.ReLU(max_value=6.0, name="block11_expand_relu6")(x)
     # block11_dw: depthwise 3x3 conv, BatchNorm, relu6; 14x14x576 -> 14x14x576
-    x = keras.layers.ZeroPadding2D(1, name="block11_dw_pad")(block11_expand)
-    x = keras.layers.DepthwiseConv2D(3, use_bias=False, name="block11_dw")(x)
+    x = keras.layers.DepthwiseConv2D(3, padding="same", use_bias=False, name="block11_dw")(
+        block11_expand
+    )
     x = keras.layers.BatchNormalization(epsilon=1e-05, name="block11_dw_bn")(x)
     block11_dw = keras.layers.ReLU(max_value=6.0, name="block11_dw_relu6")(x)
     # block11_project: 1x1 conv, BatchNorm; 14x14x576 -> 14x14x96
@@ -196,8 +204,9 @@ def build_model(weights: Weights | None = None) -> keras.Model:
     x = keras.layers.BatchNormalization(epsilon=1e-05, name="block12_expand_bn")(x)
     block12_expand = keras.layers.ReLU(max_value=6.0, name="block12_expand_relu6")(x)
     # block12_dw: depthwise 3x3 conv, BatchNorm, relu6; 14x14x576 -> 14x14x576
-    x = keras.layers.ZeroPadding2D(1, name="block12_dw_pad")(block12_expand)
-    x = keras.layers.DepthwiseConv2D(3, use_bias=False, name="block12_dw")(x)
+    x = keras.layers.DepthwiseConv2D(3, padding="same", use_bias=False, name="block12_dw")(
+        block12_expand
+    )
     x = keras.layers.BatchNormalization(epsilon=1e-05, name="block12_dw_bn")(x)
     block12_dw = keras.layers.ReLU(max_value=6.0, name="block12_dw_relu6")(x)
     # block12_project: 1x1 conv, BatchNorm; 14x14x576 -> 14x14x96
@@ -222,8 +231,9 @@ def build_model(weights: Weights | None = None) -> keras.Model:
     x = keras.layers.BatchNormalization(epsilon=1e-05, name="block14_expand_bn")(x)
     block14_expand = keras.layers.ReLU(max_value=6.0, name="block14_expand_relu6")(x)
     # block14_dw: depthwise 3x3 conv, BatchNorm, relu6; 7x7x960 -> 7x7x960
-    x = keras.layers.ZeroPadding2D(1, name="block14_dw_pad")(block14_expand)
-    x = keras.layers.DepthwiseConv2D(3, use_bias=False, name="block14_dw")(x)
+    x = keras.layers.DepthwiseConv2D(3, padding="same", use_bias=False, name="block14_dw")(
+        block14_expand
+    )
     x = keras.layers.BatchNormalization(epsilon=1e-05, name="block14_dw_bn")(x)
     block14_dw = keras.layers.ReLU(max_value=6.0, name="block14_dw_relu6")(x)
     # block14_project: 1x1 conv, BatchNorm; 7x7x960 -> 7x7x160
@@ -236,8 +246,9 @@ def build_model(weights: Weights | None = None) -> keras.Model:
     x = keras.layers.BatchNormalization(epsilon=1e-05, name="block15_expand_bn")(x)
     block15_expand = keras.layers.ReLU(max_value=6.0, name="block15_expand_relu6")(x)
     # block15_dw: depthwise 3x3 conv, BatchNorm, relu6; 7x7x960 -> 7x7x960
-    x = keras.layers.ZeroPadding2D(1, name="block15_dw_pad")(block15_expand)
-    x = keras.layers.DepthwiseConv2D(3, use_bias=False, name="block15_dw")(x)
+    x = keras.layers.DepthwiseConv2D(3, padding="same", use_bias=False, name="block15_dw")(
+        block15_expand
+    )
     x = keras.layers.BatchNormalization(epsilon=1e-05, name="block15_dw_bn")(x)
     block15_dw = keras.layers.ReLU(max_value=6.0, name="block15_dw_relu6")(x)
     # block15_project: 1x1 conv, BatchNorm; 7x7x960 -> 7x7x160
@@ -250,8 +261,9 @@ def build_model(weights: Weights | None = None) -> keras.Model:
     x = keras.layers.BatchNormalization(epsilon=1e-05, name="block16_expand_bn")(x)
     block16_expand = keras.layers.ReLU(max_value=6.0, name="block16_expand_relu6")(x)
     # block16_dw: depthwise 3x3 conv, BatchNorm, relu6; 7x7x960 -> 7x7x960
-    x = keras.layers.ZeroPadding2D(1, name="block16_dw_pad")(block16_expand)
-    x = keras.layers.DepthwiseConv2D(3, use_bias=False, name="block16_dw")(x)
+    x = keras.layers.DepthwiseConv2D(3, padding="same", use_bias=False, name="block16_dw")(
+        block16_expand
+    )
     x = keras.layers.BatchNormalization(epsilon=1e-05, name="block16_dw_bn")(x)
     block16_dw = keras.layers.ReLU(max_value=6.0, name="block16_dw_relu6")(x)
     # block16_project: 1x1 conv, BatchNorm; 7x7x960 -> 7x7x320

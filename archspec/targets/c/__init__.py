@@ -1,0 +1,55 @@
+"""The C target: portable C99 that runs the whole spec in one static arena.
+
+`render(graph, weights, env, split=..., row_tile=...)` asks the memory planner for the fused plan
+(every fusable block one op, a stem conv fused with a block where the first-layer trick applies,
+the split channels in groups; with `row_tile=R`, every fused block computed in bands of R output
+rows with the planner's row-tiled workspace) and returns five files:
+
+* `<ident>.h`: the API (`<ident>_run`, the arena size, the predicted peak, the measured
+  high-water mark) and the weights table type;
+* `<ident>.c`: the arena at the planner's offsets, one kernel per distinct configuration, the
+  steps in the planner's order, instrumented to measure the live bytes;
+* `<ident>_weights.c`: the BatchNorm-folded weights as `static const float` arrays;
+* `run.c` and a `Makefile`.
+
+Activations are HWC inside the arena (see `templates/c/network.c.j2` and docs/c_target.md);
+the input and output use the ONNX model's NCHW float32 layout, a classifier output is its
+`classes` values and several graph outputs follow each other in `graph.outputs` order.
+
+The package's parts: `weights` (BatchNorm folding, weight layouts), `kernels` (kernel
+configurations and shared helpers), `program` (the plan walker), `render` (the files). What a
+kernel computes for one op comes from the op's module (`GraphOp.targets["c"]`) and, for a fused
+block, from its kind's declaration (`BlockKind.c_kernel`); the templates only format it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import jinja2
+import numpy as np
+
+from archspec.graph import Graph
+from archspec.options import Split
+from archspec.targets.c.render import render_files
+
+__all__ = ["render"]
+
+
+def render(
+    graph: Graph,
+    weights: Mapping[str, np.ndarray],
+    env: jinja2.Environment,
+    *,
+    split: Split = 1,
+    row_tile: int | None = None,
+    **options: Any,
+) -> dict[str, str | bytes]:
+    """Render the C sources of `graph` with `weights` for a `split`-way split (int or "n") and
+    an optional row tile (checked values: the CLI parses them with `archspec.options`)."""
+    from archspec.errors import SpecError
+
+    for key in options:
+        raise SpecError(f"option --{key} does not apply to the c target", None, f"--{key}")
+    return render_files(graph, weights, env, split, row_tile)

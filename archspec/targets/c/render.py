@@ -1,0 +1,126 @@
+"""The C target's files: the memory plan walked into a program, rendered by the templates."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import jinja2
+import numpy as np
+
+from archspec import __version__
+from archspec.analysis.memory import MemoryPlan, plan_memory
+from archspec.graph import Graph
+from archspec.names import spec_identifier
+from archspec.options import Split, check_row_tile, check_split
+from archspec.targets import fragment
+from archspec.targets.c.kernels import helper_texts
+from archspec.targets.c.program import FLOAT_BYTES, Program
+from archspec.targets.c.weights import array_lines, weight_arrays
+
+
+def _number_lines(values: list[int], per_line: int = 10) -> list[str]:
+    items = [str(v) for v in values]
+    return [", ".join(items[i : i + per_line]) + "," for i in range(0, len(items), per_line)]
+
+
+def _plan_desc(plan: MemoryPlan, split: Split) -> str:
+    rows = "" if plan.row_tile is None else f", row tile {plan.row_tile}"
+    return (
+        f"fused bottleneck blocks (first-layer trick), split {split}{rows}, float32 "
+        f"activations, {len(plan.order)} steps"
+    )
+
+
+def _fragment_path(kind: str) -> str:
+    # graph ops' fragments and the kernel kinds fusable blocks declare share one folder
+    return fragment("c", kind)
+
+
+def render_files(
+    graph: Graph,
+    weights: Mapping[str, np.ndarray],
+    env: jinja2.Environment,
+    split: Split,
+    row_tile: int | None,
+) -> dict[str, str | bytes]:
+    """The five files of the C build of `graph` (see the package docstring)."""
+    split = check_split(split)
+    row_tile = check_row_tile(row_tile)
+    plan = plan_memory(graph, mode="fused", split=split, dtype="float32", row_tile=row_tile)
+    if plan.dtype_bytes != FLOAT_BYTES:
+        raise RuntimeError("the c target needs a float32 memory plan")
+    ident = spec_identifier(graph.name)
+    builder = Program(graph, plan, split)
+    program = builder.build()
+    arrays = weight_arrays(graph, weights)
+
+    max_taps = max((n.attrs["k"] ** 2 for n in graph.ops() if n.op == "conv2d"), default=1)
+    helpers, helper_text = helper_texts(env, builder.kernels, max_taps)
+    fragments = {kind: env.get_template(_fragment_path(kind)).module for kind in program["kinds"]}
+    kernels = [k.context(fragments[k.kind].describe) for k in builder.kernels]
+
+    x = graph.input.shape
+    outs = program["outputs"]
+    out_desc = ", then ".join(
+        f"{o['node']} ({o['C']})"
+        if o["pixels"] == 1
+        else f"{o['node']} {o['C']}x{graph.node(o['node']).shape.h}x{graph.node(o['node']).shape.w}"
+        for o in outs
+    )
+    buffers = program["buffers"]
+    common = {
+        "ident": ident,
+        "IDENT": ident.upper(),
+        "version": __version__,
+        "spec_name": graph.name,
+        "input_desc": f"{x.c}x{x.h}x{x.w}",
+        "output_desc": out_desc
+        + " float32"
+        + (" (NCHW)" if any(o["pixels"] > 1 for o in outs) else ""),
+        "input_size": x.numel,
+        "output_size": program["output_size"],
+        "arena_bytes": plan.placement.arena_bytes,
+        "peak_bytes": plan.peak_bytes,
+        "plan_desc": _plan_desc(plan, split),
+    }
+    weights_ctx = [
+        {
+            "field": a.field,
+            "symbol": a.symbol,
+            "comment": a.comment,
+            "size": a.values.size,
+            "lines": array_lines(a.values),
+        }
+        for a in arrays
+    ]
+    network = env.get_template("c/network.c.j2").render(
+        **common,
+        has_weights=bool(arrays),
+        split_option=("" if split == 1 else f" --split {split}")
+        + ("" if row_tile is None else f" --row-tile {row_tile}"),
+        optimal=plan.optimal,
+        lower_bound_bytes=plan.lower_bound_bytes,
+        arena_floats=max(1, plan.placement.arena_bytes // FLOAT_BYTES),
+        buffers=buffers,
+        max_enum=max(len(b["enum"]) for b in buffers),
+        buffer_offset_lines=_number_lines([b["offset"] for b in buffers]),
+        buffer_floats_lines=_number_lines([b["floats"] for b in buffers]),
+        helpers=helpers,
+        helper_text=helper_text,
+        kernels=kernels,
+        fragments=fragments,
+        steps=program["steps"],
+        graph_inputs=program["graph_inputs"],
+        outputs=outs,
+        final_give=program["final_give"],
+        uses_math=any(s["post"] for s in program["steps"]),
+    )
+    return {
+        f"{ident}.h": env.get_template("c/network.h.j2").render(**common, weights=weights_ctx),
+        f"{ident}.c": network,
+        f"{ident}_weights.c": env.get_template("c/weights.c.j2").render(
+            **common, weights=weights_ctx
+        ),
+        "run.c": env.get_template("c/run.c.j2").render(**common),
+        "Makefile": env.get_template("c/Makefile.j2").render(**common),
+    }
