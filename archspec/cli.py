@@ -101,8 +101,9 @@ def _memory_options(args: argparse.Namespace) -> tuple[int | str, bool, str | No
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Costs and activation memory of a spec in the chosen format (and the timeline plot)."""
-    from archspec.analysis.memory import DEFAULT_SPLITS, analyze_memory, plan_steps
+    from archspec.analysis.memory import DEFAULT_SPLITS
     from archspec.analysis.memory_report import plan_label
+    from archspec.analysis.memory_summary import analyze_memory, plan_steps
 
     split, trick, plot_fmt = _memory_options(args)
     graph = lower(load_spec(args.spec, args.overrides))

@@ -20,13 +20,13 @@ from archspec.analysis.memory import (
     DEFAULT_SPLITS,
     DTYPE_BYTES,
     fused_ops,
-    memory_json,
     memory_problem,
     plan_memory,
     split_tradeoff,
-    table3,
 )
+from archspec.analysis.memory_summary import memory_json
 from archspec.analysis.schedule import step_memory
+from archspec.analysis.table3 import table3
 from archspec.lower import lower
 from archspec.spec import load_spec, load_spec_text
 
@@ -400,8 +400,8 @@ def test_memory_json_contract_and_determinism(mnv2):
 
 
 def test_analyze_memory_compares_every_model(mnv2):
-    from archspec.analysis.memory import analyze_memory
     from archspec.analysis.memory_report import plan_label
+    from archspec.analysis.memory_summary import analyze_memory
 
     result = analyze_memory(mnv2, mode="fused", split=2, dtype="float16")
     plans = result.timeline_plans()

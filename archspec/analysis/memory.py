@@ -24,15 +24,15 @@ Models (DESIGN.md §4):
   output rows the depthwise reads). Every other node stays a single op.
 
 Bytes are elements × activation dtype size. Weights are reported separately (`weights_bytes`).
-Table 3 (`table3`) counts single materialised tensors per resolution, not an Eq. 2 peak.
-
-The report's wording of these numbers lives in `archspec.analysis.memory_report`.
+Table 3 (`archspec.analysis.table3`) counts single materialised tensors per resolution, not an
+Eq. 2 peak. What `archspec report` shows is gathered in `archspec.analysis.memory_summary` and
+worded in `archspec.analysis.memory_report`.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from archspec.analysis.schedule import (
@@ -53,35 +53,20 @@ from archspec.options import DTYPE_BYTES, MEMORY_MODES, check_row_tile, check_sp
 __all__ = [
     "DEFAULT_SPLITS",
     "DTYPE_BYTES",
-    "PAPER_TABLE3",
     "FusedOp",
-    "MemoryAnalysis",
     "MemoryPlan",
-    "analyze_memory",
     "band_rows",
     "deployed_weight_params",
+    "dtype_bytes",
     "fused_ops",
-    "memory_json",
     "memory_problem",
     "plan_memory",
-    "plan_steps",
     "split_tradeoff",
-    "table3",
+    "stem_of",
 ]
 
 MODES = MEMORY_MODES
 DEFAULT_SPLITS: tuple[int | str, ...] = (1, 2, 3, 4, 5, 6, "n")
-
-# The MobileNetV2 column of the paper's Table 3 (channels, memory in K as printed), keyed by
-# the spatial size. Shown beside our computed rows for comparison only; never used as a result.
-PAPER_TABLE3: Mapping[int, tuple[int, int]] = {
-    112: (16, 400),
-    56: (32, 200),
-    28: (64, 100),
-    14: (160, 62),
-    7: (320, 32),
-    1: (1280, 2),
-}
 
 
 @dataclass(frozen=True)
@@ -182,7 +167,7 @@ def _group(channels: int, split: int | str) -> tuple[int, int]:
     return group, -(-channels // group)
 
 
-def _stem_of(graph: Graph, block: Block) -> GNode | None:
+def stem_of(graph: Graph, block: Block) -> GNode | None:
     """The stem conv the first-layer trick may fuse into `block`, if there is one: the block's
     kind allows the trick, the block has no member in the role the stem would play, and its
     input is a conv outside any block that reads the network input and feeds only this block."""
@@ -271,7 +256,7 @@ def fused_ops(
     plans: dict[str, tuple[str, Block, GNode | None]] = {}
     covered: set[str] = set()
     for block in graph.blocks:
-        stem = _stem_of(graph, block) if first_layer_trick else None
+        stem = stem_of(graph, block) if first_layer_trick else None
         members = ((stem.name,) if stem else ()) + block.nodes
         if not _sealed(graph, members, block.output):
             continue
@@ -371,7 +356,7 @@ def deployed_weight_params(graph: Graph) -> int:
     return total
 
 
-def _dtype_bytes(dtype: str) -> int:
+def dtype_bytes(dtype: str) -> int:
     if dtype not in DTYPE_BYTES:
         raise ValueError(f"activation dtype must be one of {list(DTYPE_BYTES)}, got {dtype!r}")
     return DTYPE_BYTES[dtype]
@@ -396,7 +381,7 @@ def plan_memory(
     order). Buffers are placed for that order with `place_buffers(..., alignment)`.
     `row_tile` (fused mode): the row-tiled workspace rule (see `fused_ops`).
     """
-    nbytes = _dtype_bytes(dtype)
+    nbytes = dtype_bytes(dtype)
     problem, fops = memory_problem(graph, mode, split, first_layer_trick, nbytes, row_tile)
     spec_peak = peak(problem, problem.ops)[0]
     greedy = greedy_order(problem)
@@ -441,100 +426,7 @@ def plan_memory(
 
 
 # ---------------------------------------------------------------------------------------------
-# Table 3 and the split trade-off.
-
-
-def table3(graph: Graph, dtype: str = "float16", *, first_layer_trick: bool = True) -> list[dict]:
-    """Per spatial size, the largest tensor that must be materialised (the paper's Table 3).
-
-    These are single tensors, not an Eq. 2 peak. Materialised means a tensor of the fused model
-    (bottleneck blocks fused, inner tensors disposable; with the first-layer trick the stem
-    output is not materialised); the network input is not counted. Each row gives the largest
-    such tensor (`tensor`, `channels`, `bytes`) and the largest bottleneck tensor, i.e. one a
-    block reads or writes (`bottleneck_*`, None where no block touches that size). Rows run
-    from the largest spatial size down. When the graph is comparable with the paper's network
-    (width multiplier 1.0, the same spatial sizes), each row also carries the paper's
-    MobileNetV2 value and a note where they differ.
-    """
-    nbytes = _dtype_bytes(dtype)
-    _, fops = memory_problem(graph, "fused", 1, first_layer_trick, nbytes)
-    bottleneck: set[str] = set()
-    for f in fops:
-        if f.kind != "op":
-            bottleneck.add(f.name)
-            bottleneck.update(t for t in f.inputs if t != INPUT)
-
-    rows: dict[tuple[int, int], dict] = {}
-    for f in fops:
-        shape = graph.node(f.output_node).shape
-        key = (shape.h, shape.w)
-        row = rows.setdefault(
-            key,
-            {
-                "resolution": [shape.h, shape.w],
-                "tensor": None,
-                "channels": 0,
-                "bytes": 0,
-                "bottleneck_tensor": None,
-                "bottleneck_channels": None,
-                "bottleneck_bytes": None,
-            },
-        )
-        size = shape.numel * nbytes
-        if size > row["bytes"]:
-            row.update(tensor=f.name, node=f.output_node, channels=shape.c, bytes=size)
-        if f.name in bottleneck and size > (row["bottleneck_bytes"] or 0):
-            row.update(bottleneck_tensor=f.name, bottleneck_channels=shape.c, bottleneck_bytes=size)
-    out = [rows[k] for k in sorted(rows, key=lambda k: (-k[0] * k[1], -k[0]))]
-    for row in out:
-        row.pop("node", None)
-        row["dtype"] = dtype
-    if _comparable_with_paper(graph, out):
-        _compare_with_paper(graph, out, first_layer_trick, nbytes)
-    return out
-
-
-def _comparable_with_paper(graph: Graph, rows: list[dict]) -> bool:
-    sizes = {tuple(r["resolution"]) for r in rows}
-    return graph.spec.width_multiplier == 1.0 and sizes == {(s, s) for s in PAPER_TABLE3}
-
-
-def _compare_with_paper(graph: Graph, rows: list[dict], trick: bool, nbytes: int) -> None:
-    """Attach the paper's value and, where ours differs, a note computed from the graph."""
-    stems = [s for s in (_stem_of(graph, b) for b in graph.blocks) if s is not None]
-    where: dict[int, int] = {}  # channels -> first spatial size of a block output with them
-    for block in graph.blocks:
-        shape = graph.node(block.output).shape
-        where.setdefault(shape.c, shape.h)
-    for r in rows:
-        size = r["resolution"][0]
-        channels, kb = PAPER_TABLE3[size]
-        ours = r["bottleneck_channels"] if r["bottleneck_channels"] is not None else r["channels"]
-        r["paper_channels"], r["paper_kb"] = channels, kb
-        r["agrees_with_paper"] = ours == channels
-        notes = []
-        if ours != channels:
-            other = where.get(channels)
-            notes.append(
-                f"Table 2's bottleneck tensors at {size}² have at most {ours} channels; the "
-                f"paper's {channels} channels"
-                + (f" are those of the {other}² stage" if other else " appear at no size here")
-            )
-        if r["bottleneck_tensor"] is not None and r["tensor"] != r["bottleneck_tensor"]:
-            notes.append(
-                f"the larger {r['channels']}-channel tensor {r['tensor']} "
-                f"({r['bytes']:,} B) is materialised here but is not a bottleneck tensor; "
-                "Table 3 leaves it out"
-            )
-        if trick:
-            for stem in stems:
-                if stem.shape.h == size:
-                    notes.append(
-                        f"the stem output ({stem.shape.c} channels, "
-                        f"{stem.shape.numel * nbytes:,} B) is not materialised: first-layer "
-                        "trick"
-                    )
-        r["note"] = "; ".join(notes)
+# The split trade-off.
 
 
 def split_tradeoff(
@@ -579,195 +471,3 @@ def split_tradeoff(
             }
         )
     return rows
-
-
-# ---------------------------------------------------------------------------------------------
-# The report's `memory` object.
-
-
-def plan_steps(plan: MemoryPlan) -> list[dict]:
-    """The steps of `plan` as the report's ``memory.steps`` entries."""
-    out = []
-    for op, nbytes in plan.steps:
-        f = plan.op(op)
-        out.append(
-            {
-                "op": op,
-                "bytes": nbytes,
-                "kind": f.kind,
-                "nodes": list(f.nodes),
-                "workspace_bytes": f.workspace_elems * plan.dtype_bytes,
-                "workspace_parts": [
-                    {"node": node, "bytes": n * plan.dtype_bytes} for node, n in f.workspace_parts
-                ],
-                "group_channels": f.group_channels,
-                "groups": f.groups,
-            }
-        )
-    return out
-
-
-def memory_json(
-    plan: MemoryPlan,
-    graph: Graph,
-    *,
-    tradeoff: list[dict] | None = None,
-    table3_rows: list[dict] | None = None,
-) -> dict:
-    """The report's ``memory`` object (JSON-ready) for `plan`.
-
-    `tradeoff` (from `split_tradeoff`) and `table3_rows` (from `table3`, float16) are computed
-    here when not given. Table 3 is always at float16, the paper's convention.
-    """
-    if tradeoff is None:
-        tradeoff = split_tradeoff(
-            graph,
-            plan.dtype or _dtype_name(plan.dtype_bytes),
-            first_layer_trick=plan.first_layer_trick,
-            row_tile=plan.row_tile,
-        )
-    if table3_rows is None:
-        table3_rows = table3(graph, "float16", first_layer_trick=plan.first_layer_trick)
-    order_pos = {op: i for i, op in enumerate(plan.order)}
-    live = sorted(
-        plan.live_at_peak.items(),
-        key=lambda kv: (
-            kv[0] != INPUT,
-            order_pos.get(kv[0].removesuffix("#ws"), -1),
-            kv[0].endswith("#ws"),
-        ),
-    )
-    pl = plan.placement
-    return {
-        "model": "Eq. 1 (paper §5.1): live tensors + the op's output + its workspace",
-        "mode": plan.mode,
-        "split": plan.split if plan.mode == "fused" else None,
-        "first_layer_trick": plan.first_layer_trick if plan.mode == "fused" else None,
-        "row_tile": plan.row_tile,
-        "dtype": plan.dtype or _dtype_name(plan.dtype_bytes),
-        "dtype_bytes": plan.dtype_bytes,
-        "peak_bytes": plan.peak_bytes,
-        "peak_step": plan.peak_step,
-        "peak_nodes": list(plan.op(plan.peak_step).nodes) if plan.peak_step else [],
-        "live_at_peak": [
-            {
-                "tensor": k.removesuffix("#ws"),
-                "kind": "workspace" if k.endswith("#ws") else "tensor",
-                "bytes": v,
-            }
-            for k, v in live
-        ],
-        "order": list(plan.order),
-        "optimal": plan.optimal,
-        "lower_bound_bytes": plan.lower_bound_bytes,
-        "orders": {
-            "spec": {"peak_bytes": plan.spec_order_peak},
-            "greedy": {"peak_bytes": plan.greedy_peak},
-            "optimal": {"peak_bytes": plan.peak_bytes, "proven": plan.optimal},
-            "saving_vs_spec_bytes": plan.spec_order_peak - plan.peak_bytes,
-            "saving_vs_greedy_bytes": plan.greedy_peak - plan.peak_bytes,
-        },
-        "weights_bytes": plan.weights_bytes,
-        "weights_params": plan.weights_params,
-        "weights_note": "deployed weights at the activation dtype: conv/FC weights and biases, "
-        "BatchNorm folded into a per-channel conv bias",
-        "placement": {
-            "alignment": plan.alignment,
-            "arena_bytes": pl.arena_bytes,
-            "live_bound_bytes": pl.live_bound_bytes,
-            "fragmentation_bytes": pl.arena_bytes - pl.live_bound_bytes,
-            "offsets": dict(sorted(pl.offsets.items(), key=lambda kv: (kv[1], kv[0]))),
-        },
-        "steps": plan_steps(plan),
-        "split_tradeoff": tradeoff,
-        "table3": table3_rows,
-        "table3_max_bytes": max((r["bytes"] for r in table3_rows), default=0),
-        "table3_note": "Table 3 counts single materialised tensors per spatial size at 16-bit "
-        "activations, not an Eq. 2 peak; peak_bytes above is the Eq. 1 peak.",
-    }
-
-
-def _dtype_name(nbytes: int) -> str:
-    return next(k for k, v in DTYPE_BYTES.items() if v == nbytes)
-
-
-# ---------------------------------------------------------------------------------------------
-# Everything `archspec report` needs, in one call.
-
-
-@dataclass(frozen=True)
-class MemoryAnalysis:
-    """The chosen plan, the plans it is compared with, and the report's ``memory`` object."""
-
-    plan: MemoryPlan
-    op_plan: MemoryPlan
-    fused_plans: tuple[MemoryPlan, ...]
-    data: dict
-
-    def timeline_plans(self) -> list[MemoryPlan]:
-        """Op mode, then every fused split (the chosen plan replaces its twin)."""
-        plans = [self.op_plan, *self.fused_plans]
-        return [self.plan if _same(p, self.plan) else p for p in plans]
-
-
-def _same(a: MemoryPlan, b: MemoryPlan) -> bool:
-    return (a.mode, a.split if a.mode == "fused" else None) == (
-        b.mode,
-        b.split if b.mode == "fused" else None,
-    )
-
-
-def analyze_memory(
-    graph: Graph,
-    *,
-    mode: str = "op",
-    split: int | str = 1,
-    dtype: str = "float32",
-    first_layer_trick: bool = True,
-    splits: Sequence[int | str] = DEFAULT_SPLITS,
-    time_limit: float | None = 10.0,
-    compare_time_limit: float | None = 2.0,
-    progress: Callable[[str], None] | None = None,
-    row_tile: int | None = None,
-) -> MemoryAnalysis:
-    """Plan `graph` under the chosen model and under op mode and every fused split.
-
-    The chosen model's search gets `time_limit` seconds, each comparison plan
-    `compare_time_limit` (each plan says whether its order is proven optimal). `row_tile`
-    (fused mode only): the row-tiled workspace rule for the chosen plan and the fused
-    comparison plans.
-    """
-    if mode == "op" and row_tile is not None:
-        raise ValueError("row_tile applies to the fused memory model only")
-
-    def run(m: str, s: int | str, limit: float | None) -> MemoryPlan:
-        if progress is not None:
-            progress(f"{m} {s}" if m == "fused" else m)
-        return plan_memory(
-            graph,
-            mode=m,
-            split=s,
-            dtype=dtype,
-            first_layer_trick=first_layer_trick,
-            time_limit=limit,
-            row_tile=row_tile if m == "fused" else None,
-        )
-
-    plan = run(mode, split, time_limit)
-    op_plan = plan if mode == "op" else run("op", 1, compare_time_limit)
-    fused = tuple(
-        plan if mode == "fused" and plan.split == s else run("fused", s, compare_time_limit)
-        for s in splits
-    )
-    tradeoff = split_tradeoff(
-        graph,
-        dtype,
-        splits,
-        first_layer_trick,
-        plans=fused,
-        op_peak=op_plan.peak_bytes,
-        row_tile=row_tile,
-    )
-    data = memory_json(plan, graph, tradeoff=tradeoff)
-    data["op_mode_peak_bytes"] = op_plan.peak_bytes
-    return MemoryAnalysis(plan, op_plan, fused, data)

@@ -1,6 +1,7 @@
 """The memory analysis as report text: titled tables and short labels.
 
-`archspec.analysis.memory` computes the numbers (the report's ``memory`` object and the plans);
+`archspec.analysis.memory_summary` gathers the numbers (the report's ``memory`` object and the
+plans);
 this module only words and tabulates them. Text, markdown and HTML reports all render the same
 `memory_sections`, so the formats always agree.
 """
