@@ -194,7 +194,7 @@ CASES: list[tuple[str, str, str]] = [
     ("deep_nesting", "name: x\nlayers: " + "[" * 100 + "]" * 100 + "  #<-\n", "nests deeper than"),
     (
         "pool_window_too_big",
-        rows("- {op: conv2d, c: 16, s: 8}", "- {op: avgpool, k: 7}  #<-"),
+        rows("- {op: conv2d, c: 16, s: 8}", "- {op: avgpool, k: 7, padding: valid}  #<-"),
         "larger than the 4×4 feature map",
     ),
 ]

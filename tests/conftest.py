@@ -57,7 +57,8 @@ def golden(request: pytest.FixtureRequest):
 
 # A small, non-square network that uses every graph op and every layout change the targets
 # make: residual and 3-way adds, dilated depthwise, grouped conv with bias, windowed and global
-# pooling, bilinear and nearest resizes (up, down, non-integer ratios, from 1×1), concat, chained
+# pooling (padded max and average pools, counting padding or not), bilinear and nearest resizes
+# (up, down, non-integer ratios, from 1×1), concat, chained
 # fc layers, adds and concats of flat fc outputs, a conv reading a flat tensor, three outputs.
 BRANCHING_SPEC = """
 name: tiny-branching.v1
@@ -80,7 +81,12 @@ layers:
   - {op: upsample, name: up_lin, like: merge, mode: bilinear}
   - {op: avgpool, name: gpool, from: merge, global: true}
   - {op: upsample, name: up_one, like: merge}
-  - {op: concat, name: cat, from: [merge, up_lin, up_one]}
+  - {op: maxpool, name: mpool, from: merge, k: 3, s: 2}
+  - {op: avgpool, name: apool, k: 3, s: 1, count_pad: true}
+  - {op: avgpool, name: apool_real, from: merge, k: 3, s: 2}
+  - {op: add, name: pools, from: [apool, apool_real]}
+  - {op: upsample, name: up_pools, like: merge, mode: nearest}
+  - {op: concat, name: cat, from: [merge, up_lin, up_one, up_pools]}
   - {op: conv2d, name: seg, c: 5, k: 1, act: linear, bn: false}
   - {op: conv2d, name: pool_proj, from: gpool, c: 16, k: 1}
   - {op: fc, name: hidden, c: 12, act: relu}

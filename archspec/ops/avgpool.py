@@ -1,4 +1,9 @@
-"""avgpool: average pooling, windowed (no padding) or global (output 1×1)."""
+"""avgpool: average pooling, global (output 1×1) or windowed.
+
+A window pads like every conv by default (`padding: same`, (k−1)/2 on each side); the average
+is over the window's real pixels (TensorFlow's convention, `count_pad: false`) or over all k·k
+taps, padding included (PyTorch's default, `count_pad: true`, as megvii's ShuffleNet uses).
+"""
 
 from __future__ import annotations
 
@@ -7,23 +12,28 @@ from typing import Any
 
 import numpy as np
 
-from archspec.ops import common
-from archspec.ops.base import Field, GraphOp, LayerKind, Shape, ShapeError, no_weights
+from archspec.ops import common, pool
+from archspec.ops.base import Field, GraphOp, LayerKind, Shape, no_weights
 
 
 def _infer(attrs: Mapping[str, Any], ins: Sequence[Shape]) -> Shape:
     (x,) = ins
     if attrs["global"]:
         return Shape(x.c, 1, 1)
-    k, s = attrs["k"], attrs["s"]
-    if k > x.h or k > x.w:
-        raise ShapeError(f"pool window {k} is larger than the {x.h}×{x.w} feature map")
-    return Shape(x.c, (x.h - k) // s + 1, (x.w - k) // s + 1)
+    return pool.infer_window(attrs, x)
 
 
 def pool_elements(attrs: Mapping[str, Any], ins: Sequence[Shape], out: Shape) -> int:
     """Elements read by the pool (what fvcore-style profiles count)."""
     return ins[0].numel
+
+
+def counts(attrs: Mapping[str, Any], h: int, w: int) -> np.ndarray:
+    """The divisor of each output pixel of a windowed pool over an h×w map: k·k with
+    `count_pad`, else the number of real pixels in its window."""
+    ones = np.ones((1, h, w))
+    n = pool.windows(ones, attrs, 0.0).sum(axis=0)[0]
+    return np.full_like(n, attrs["k"] ** 2) if attrs["count_pad"] else n
 
 
 def _reference(
@@ -32,14 +42,8 @@ def _reference(
     x = xs[0].astype(np.float64)
     if attrs["global"]:
         return x.mean(axis=(1, 2), keepdims=True)
-    k, s = attrs["k"], attrs["s"]
-    c, h, wd = x.shape
-    ho, wo = (h - k) // s + 1, (wd - k) // s + 1
-    out = np.zeros((c, ho, wo))
-    for i in range(k):
-        for j in range(k):
-            out += x[:, i : i + s * (ho - 1) + 1 : s, j : j + s * (wo - 1) + 1 : s]
-    return out / (k * k)
+    total = pool.windows(x, attrs, 0.0).sum(axis=0)
+    return total / counts(attrs, x.shape[1], x.shape[2])[None]
 
 
 def _no_madds(attrs: Mapping[str, Any], ins: Sequence[Shape], out: Shape) -> dict[str, int]:
@@ -52,14 +56,22 @@ def _fvcore(attrs: Mapping[str, Any], ins: Sequence[Shape], out: Shape) -> dict[
 
 
 def _common(attrs: Mapping[str, Any], ins: Sequence[Shape], out: Shape) -> dict[str, Any]:
-    return {"is_global": attrs["global"]}
+    return {"is_global": attrs["global"], "pad": 0 if attrs["global"] else pool.pad_of(attrs)}
+
+
+def _keras(attrs: Mapping[str, Any], ins: Sequence[Shape], out: Shape) -> dict[str, Any]:
+    pad = 0 if attrs["global"] else pool.pad_of(attrs)
+    # Keras' own "same" averages over real pixels and is symmetric at stride 1 only; other
+    # padded pools use the module's _AvgPool layer.
+    same = pad > 0 and attrs["s"] == 1 and not attrs["count_pad"] and 2 * pad == attrs["k"] - 1
+    return {"is_global": attrs["global"], "pad": pad, "same": same, "custom": pad > 0 and not same}
 
 
 def _c(attrs: Mapping[str, Any], ins: Sequence[Shape], out: Shape) -> dict[str, Any]:
     x = ins[0]
-    count = x.h * x.w if attrs["global"] else attrs["k"] * attrs["k"]
-    return {
-        "global": bool(attrs["global"]),
+    glob = bool(attrs["global"])
+    params = {
+        "global": glob,
         "H": x.h,
         "W": x.w,
         "C": x.c,
@@ -67,8 +79,12 @@ def _c(attrs: Mapping[str, Any], ins: Sequence[Shape], out: Shape) -> dict[str, 
         "Wo": out.w,
         "ksize": attrs["k"],
         "s": attrs["s"],
-        "scale": 1.0 / count,
+        "scale": 1.0 / (x.h * x.w if glob else attrs["k"] * attrs["k"]),
     }
+    pad = 0 if glob else pool.pad_of(attrs)
+    if pad:  # the padded kernel skips taps outside the map and divides by `count_pad`'s rule
+        params.update(pad=pad, count_pad=bool(attrs["count_pad"]))
+    return params
 
 
 GRAPH_OP = GraphOp(
@@ -79,17 +95,13 @@ GRAPH_OP = GraphOp(
     _reference,
     terms=("pool",),
     profiles={"fvcore": _fvcore},
-    targets={"pytorch": _common, "onnx": _common, "keras": _common, "c": _c},
+    targets={"pytorch": _common, "onnx": _common, "keras": _keras, "c": _c},
 )
 
 
 def _lower(ctx: Any, row: Any) -> None:
-    f = row.fields
-    if not f["global"] and f["k"] is None:
-        ctx.fail(row, "k", "found no window size; expected `k` or `global: true`")
-    k = f["k"] or 1
-    attrs = {"global": f["global"], "k": k, "s": f["s"] or k}
-    ctx.finish(row, ctx.emit(ctx.repeat_name(row, 0), "avgpool", [ctx.source(row)], attrs, row=row))
+    extra = {"global": row.fields["global"], "count_pad": row.fields["count_pad"]}
+    pool.lower_window(ctx, row, "avgpool", extra, "`k` or `global: true`")
 
 
 LAYER = LayerKind(
@@ -99,9 +111,15 @@ LAYER = LayerKind(
         common.NAME,
         common.FROM,
         Field("global", "bool", "Pool the whole feature map to 1×1.", default=False),
-        Field("k", "int", "Window size.", default=None, minimum=1, maximum=64),
+        pool.WINDOW,
+        pool.STRIDE,
+        pool.PADDING,
         Field(
-            "s", "int", "Stride (default: the window size).", default=None, minimum=1, maximum=64
+            "count_pad",
+            "bool",
+            "Divide by k·k, padding included (PyTorch's default); false: by the window's real "
+            "pixels (TensorFlow's).",
+            default=False,
         ),
     ),
     _lower,

@@ -79,7 +79,13 @@ GRAPH_OP = GraphOp(
     _reference,
     terms=("upsample",),
     profiles={"fvcore": _fvcore},
-    targets={"pytorch": no_context, "onnx": _onnx, "keras": no_context, "c": _c},
+    # Keras: the module's own _Resize layer (defined by the fragment's support section)
+    targets={
+        "pytorch": no_context,
+        "onnx": _onnx,
+        "keras": lambda a, i, o: {"custom": True},
+        "c": _c,
+    },
 )
 
 

@@ -287,7 +287,7 @@ def render(
         output_shapes=[
             [o.shape.c] if o.name in flat else [o.shape.h, o.shape.w, o.shape.c] for o in outputs
         ],
-        uses_resize=any(n["op"] == "upsample" for n in nodes),
+        supports=list(dict.fromkeys(n["fragment"] for n in nodes if n.get("custom"))),
         input_shape=graph.input.shape.hwc(),
         layer=layer_factory(env.filters["py"]),
         chain=chain,
