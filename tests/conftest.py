@@ -81,7 +81,10 @@ layers:
   - {op: upsample, name: up_lin, like: merge, mode: bilinear}
   - {op: avgpool, name: gpool, from: merge, global: true}
   - {op: upsample, name: up_one, like: merge}
-  - {op: maxpool, name: mpool, from: merge, k: 3, s: 2}
+  - {op: act, name: pre, from: merge, act: relu}
+  - {op: shuffle, name: shuffled, groups: 4}
+  - {op: sepconv, name: sep, c: 24, k: 3, n: 2}
+  - {op: maxpool, name: mpool, k: 3, s: 2}
   - {op: avgpool, name: apool, k: 3, s: 1, count_pad: true}
   - {op: avgpool, name: apool_real, from: merge, k: 3, s: 2}
   - {op: add, name: pools, from: [apool, apool_real]}
@@ -92,7 +95,8 @@ layers:
   - {op: fc, name: hidden, c: 12, act: relu}
   - {op: fc, name: logits, c: num_classes}
   - {op: fc, name: gate_a, from: hidden, c: 12, bias: false, act: relu6}
-  - {op: add, name: gate_sum, from: [hidden, gate_a]}
+  - {op: act, name: gate_a6, act: relu6}
+  - {op: add, name: gate_sum, from: [hidden, gate_a6]}
   - {op: concat, name: gate_cat, from: [gate_sum, hidden]}
   - {op: conv2d, name: gate, c: 4, k: 1}
 """

@@ -89,13 +89,14 @@ def _act_spec(act: str) -> str:
 name: act-{act}
 input: {{resolution: [9, 7], channels: 3}}
 num_classes: 5
-outputs: [logits, sum]
+outputs: [logits, post]
 layers:
   - {{op: conv2d, name: stem, c: 8, s: 2, act: {act}}}
   - {{op: bottleneck, name: b, t: 3, c: 8, n: 2, s: 1, act: {inner}}}
   - {{op: dwconv, name: dw, act: {act}}}
   - {{op: conv2d, name: grouped, c: 8, k: 3, groups: 2, bn: false, act: {act}}}
   - {{op: add, name: sum, from: [b, dw, grouped], act: {act}}}
+  - {{op: act, name: post, act: {act}}}
   - {{op: avgpool, name: gap, global: true}}
   - {{op: fc, name: hidden, c: 6, act: {act}}}
   - {{op: fc, name: logits, c: num_classes}}

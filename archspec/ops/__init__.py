@@ -7,7 +7,20 @@ own needs against `GRAPH_OPS` when `archspec.targets` is imported.)
 
 from __future__ import annotations
 
-from archspec.ops import add, avgpool, bottleneck, concat, conv2d, dwconv, fc, maxpool, upsample
+from archspec.ops import (
+    act,
+    add,
+    avgpool,
+    bottleneck,
+    concat,
+    conv2d,
+    dwconv,
+    fc,
+    maxpool,
+    sepconv,
+    shuffle,
+    upsample,
+)
 from archspec.ops import input as input_op
 from archspec.ops.base import (
     COUNTING_PROFILES,
@@ -22,12 +35,25 @@ from archspec.ops.blocks import BlockKind
 
 GRAPH_OPS: dict[str, GraphOp] = {
     m.GRAPH_OP.name: m.GRAPH_OP
-    for m in (input_op, conv2d, avgpool, fc, add, concat, upsample, maxpool)
+    for m in (input_op, conv2d, avgpool, fc, add, concat, upsample, maxpool, shuffle, act)
 }
 
 LAYER_KINDS: dict[str, LayerKind] = {
     m.LAYER.name: m.LAYER
-    for m in (conv2d, dwconv, bottleneck, avgpool, fc, add, concat, upsample, maxpool)
+    for m in (
+        conv2d,
+        dwconv,
+        bottleneck,
+        avgpool,
+        fc,
+        add,
+        concat,
+        upsample,
+        maxpool,
+        shuffle,
+        act,
+        sepconv,
+    )
 }
 
 BLOCK_KINDS: dict[str, BlockKind] = {m.BLOCK.name: m.BLOCK for m in (bottleneck,)}
