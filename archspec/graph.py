@@ -47,7 +47,7 @@ class Block:
     input: str
     output: str
     nodes: tuple[str, ...]
-    t: int
+    t: int  # the expansion factor of a bottleneck row (0 for other kinds)
     residual: bool
     kind: str = "bottleneck"
 

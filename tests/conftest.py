@@ -84,6 +84,7 @@ layers:
   - {op: act, name: pre, from: merge, act: relu}
   - {op: shuffle, name: shuffled, groups: 4}
   - {op: sepconv, name: sep, c: 24, k: 3, n: 2}
+  - {op: shuffle_unit, name: su, c: 24, groups: 3}
   - {op: maxpool, name: mpool, k: 3, s: 2}
   - {op: avgpool, name: apool, k: 3, s: 1, count_pad: true}
   - {op: avgpool, name: apool_real, from: merge, k: 3, s: 2}

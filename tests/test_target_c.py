@@ -68,6 +68,18 @@ BLOCKS = {
         ["{op: conv2d, name: stem, c: 16, s: 2, k: 3}", "{op: bottleneck, t: 1, c: 16, s: 1}"],
         "stem_block",
     ),
+    # ShuffleNet units (the second fusable block kind): add and concat shortcuts, the
+    # network's first unit (one group in its first 1x1 conv), no shuffle (g = 1), a 5x5 window.
+    "shuffle_s1": (24, 10, ["{op: shuffle_unit, c: 24, groups: 3, s: 1}"], "block"),
+    "shuffle_s2": (24, 11, ["{op: shuffle_unit, c: 48, groups: 3, s: 2}"], "block"),
+    "shuffle_s2_first_group": (
+        12,
+        9,
+        ["{op: shuffle_unit, c: 48, groups: 3, s: 2, first_group: true}"],
+        "block",
+    ),
+    "shuffle_g1": (16, 8, ["{op: shuffle_unit, c: 16, groups: 1}"], "block"),
+    "shuffle_g4_k5": (32, 9, ["{op: shuffle_unit, c: 32, groups: 4, k: 5}"], "block"),
     "stem_grouped_t1_residual": (
         6,
         21,

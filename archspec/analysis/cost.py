@@ -112,7 +112,9 @@ def analyze_cost(graph: Graph, profile: str = "slim") -> CostReport:
     for layer in layers:
         for key, value in layer.terms.items():
             terms[key] = terms.get(key, 0) + value
-    ordered = {k: terms[k] for k in TERM_ORDER if k in terms}
+    # registry order first; terms of ops registered later (plugins, the TEMPLATE op) after
+    order = [k for k in TERM_ORDER if k in terms] + [k for k in terms if k not in TERM_ORDER]
+    ordered = {k: terms[k] for k in order}
     return CostReport(
         profile=profile,
         layers=layers,

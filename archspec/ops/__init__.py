@@ -19,6 +19,7 @@ from archspec.ops import (
     maxpool,
     sepconv,
     shuffle,
+    shuffle_unit,
     upsample,
 )
 from archspec.ops import input as input_op
@@ -53,10 +54,11 @@ LAYER_KINDS: dict[str, LayerKind] = {
         shuffle,
         act,
         sepconv,
+        shuffle_unit,
     )
 }
 
-BLOCK_KINDS: dict[str, BlockKind] = {m.BLOCK.name: m.BLOCK for m in (bottleneck,)}
+BLOCK_KINDS: dict[str, BlockKind] = {m.BLOCK.name: m.BLOCK for m in (bottleneck, shuffle_unit)}
 
 # Every breakdown term, in the order reports list them (each op's declared terms, registry order).
 TERMS: tuple[str, ...] = tuple(dict.fromkeys(t for op in GRAPH_OPS.values() for t in op.terms))

@@ -129,6 +129,8 @@ class Role(StrEnum):
     DWISE = "dwise"  # the spatial depthwise conv, the op a row tile bands
     PROJECT = "project"  # the linear 1x1 conv back to the block's output channels
     RESIDUAL = "residual"  # the shortcut add (or concat) that closes the block
+    SHUFFLE = "shuffle"  # a channel shuffle between the expansion and the depthwise conv
+    SHORTCUT = "shortcut"  # an op on the shortcut path (ShuffleNet's strided average pool)
 
 
 @dataclass(frozen=True)

@@ -29,17 +29,15 @@ TILE_SETS: tuple[tuple[str | None, tuple[tuple[int, int], ...]], ...] = (
 HELPER_ORDER = ("clamp", "taps", "pointwise", "depthwise", "direct")
 # The row-tiled kernels' helpers live in the files of their untiled twins (they share code).
 ROW_HELPERS = {"depthwise_rows": "depthwise", "direct_rows": "direct"}
-# Activation fields of kernel parameters and the bound names each becomes.
-ACT_FIELDS = {"act": ("lo", "hi"), "exp_act": ("exp_lo", "exp_hi"), "dw_act": ("dw_lo", "dw_hi")}
-
-
 def with_bounds(params: Mapping[str, Any]) -> dict[str, Any]:
-    """Kernel parameters with the clamp bounds of each activation they name."""
+    """Kernel parameters with the clamp bounds of each activation they name: `act` gives `lo`
+    and `hi`, `<part>_act` gives `<part>_lo` and `<part>_hi`."""
     out = dict(params)
-    for key, (lo, hi) in ACT_FIELDS.items():
-        if key in params:
-            bounds = rendering(params[key], "c")
-            out[lo], out[hi] = bounds["lo"], bounds["hi"]
+    for key, value in params.items():
+        if key == "act" or key.endswith("_act"):
+            prefix = key.removesuffix("act")
+            bounds = rendering(value, "c")
+            out[f"{prefix}lo"], out[f"{prefix}hi"] = bounds["lo"], bounds["hi"]
     return out
 
 
