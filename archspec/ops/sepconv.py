@@ -1,9 +1,10 @@
 """sepconv: a depthwise-separable conv as TF-slim and Keras write it (NASNet's separable convs).
 
 Each repeat is: the `pre_act` activation on its own (NASNet's ReLU first; none when linear),
-a k×k depthwise conv (stride s on the first repeat, no BatchNorm, no bias, no activation), then
-a 1x1 conv to `c` channels with BatchNorm and `act`. It lowers to `act`, `conv2d` and `conv2d`
-graph nodes named `<row>_act`, `<row>_dw`, `<row>_pw` (with `_<i>` per repeat when n > 1).
+a k×k depthwise conv (stride s on the first repeat; by default no BatchNorm, no bias and no
+activation, as TF-slim's `separable_conv2d`; MobileNetV1's layers set `dw_bn: true` and
+`dw_act: relu6`), then a 1x1 conv to `c` channels with BatchNorm and `act`. It lowers to `act`,
+`conv2d` and `conv2d` graph nodes named `<row>_act`, `<row>_dw`, `<row>_pw` (with `_<i>` per repeat when n > 1).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ def _lower(ctx: Any, row: Any) -> None:
         c_in = ctx.shape(src).c
         stride = f["s"] if i == 0 else 1
         dw = common.conv_attrs(
-            c_in, f["k"], stride, c_in, f["dilation"], "linear", False, False, eps
+            c_in, f["k"], stride, c_in, f["dilation"], f["dw_act"], f["dw_bn"], False, eps
         )
         src = ctx.emit(f"{base}_dw", "conv2d", [src], dw, row=row)
         pw = common.conv_attrs(c_out, 1, 1, 1, 1, f["act"], f["bn"], not f["bn"], eps)
@@ -50,6 +51,14 @@ LAYER = LayerKind(
             "choice",
             "Activation applied before the depthwise conv (NASNet: relu).",
             default="relu",
+            choices=common.ACT.choices,
+        ),
+        Field("dw_bn", "bool", "BatchNorm after the depthwise conv.", default=False),
+        Field(
+            "dw_act",
+            "choice",
+            "Activation after the depthwise conv.",
+            default="linear",
             choices=common.ACT.choices,
         ),
         Field(
