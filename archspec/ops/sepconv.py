@@ -4,7 +4,8 @@ Each repeat is: the `pre_act` activation on its own (NASNet's ReLU first; none w
 a k×k depthwise conv (stride s on the first repeat; by default no BatchNorm, no bias and no
 activation, as TF-slim's `separable_conv2d`; MobileNetV1's layers set `dw_bn: true` and
 `dw_act: relu6`), then a 1x1 conv to `c` channels with BatchNorm and `act`. It lowers to `act`,
-`conv2d` and `conv2d` graph nodes named `<row>_act`, `<row>_dw`, `<row>_pw` (with `_<i>` per repeat when n > 1).
+`conv2d` and `conv2d` graph nodes named `<row>_act`, `<row>_dw`, `<row>_pw` (with `_<i>` per
+repeat when n > 1).
 """
 
 from __future__ import annotations
