@@ -13,14 +13,13 @@ The module stands alone (it imports keras and numpy, never archspec) and defines
 * weights are the canonical archspec arrays (`<node>.<weight>`, PyTorch layouts) transposed into
   Keras' layouts when loaded.
 
-This file decides which variables and layer names a node gets and formats the statements the way
-`ruff format` would; which Keras layers an op becomes is written in
+This file decides which variables and layer names a node gets; `archspec.targets.pyformat` lays
+the statements out as `ruff format` would; which Keras layers an op becomes is written in
 `templates/keras/ops/<op>.py.j2`.
 """
 
 from __future__ import annotations
 
-import textwrap
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import PurePath
@@ -37,134 +36,40 @@ from archspec.names import spec_identifier
 from archspec.ops import GRAPH_OPS
 from archspec.targets import fragment, op_context
 from archspec.targets.common import flat_tensors, reject_options
-
-LINE = 100  # the line length the generated module is formatted for (ruff's, in this project)
-INDENT = "    "
+from archspec.targets.pyformat import INDENT, Call, Seq, assign, comment, wrap
 
 
-@dataclass(frozen=True)
-class Layer:
-    """One Keras layer constructor call, formatted: `keras.layers.<cls>(<args>)`."""
+def layer_factory(literal: Callable[[Any], str]) -> Callable[..., Call]:
+    """`layer(cls, *args, **kwargs)` for the templates: the constructor call
+    `keras.layers.<cls>(<args>)`, its arguments Python literals (the environment's `py` filter)."""
 
-    callee: str
-    args: tuple[str, ...]
-
-
-def layer_factory(literal: Callable[[Any], str]) -> Callable[..., Layer]:
-    """`layer(cls, *args, **kwargs)` for the templates: arguments become Python literals (with
-    the environment's `py` filter)."""
-
-    def layer(cls: str, *args: Any, **kwargs: Any) -> Layer:
+    def layer(cls: str, *args: Any, **kwargs: Any) -> Call:
         parts = [literal(a) for a in args]
         parts += [f"{key}={literal(value)}" for key, value in kwargs.items()]
         # classes the generated module defines itself start with an underscore
-        return Layer(cls if cls.startswith("_") else f"keras.layers.{cls}", tuple(parts))
+        return Call(cls if cls.startswith("_") else f"keras.layers.{cls}", tuple(parts))
 
     return layer
 
 
-# -- formatting like `ruff format` (black's right-hand split) for the few statement shapes -------
-
-
-def _items(items: Sequence[str], indent: str) -> list[str]:
-    """Arguments inside brackets: on one line when they fit, else one per line with a comma."""
-    one = indent + ", ".join(items)
-    if len(one) <= LINE:
-        return [one]
-    return [f"{indent}{item}," for item in items]
-
-
-def _operand(items: Sequence[str], many: bool, indent: str) -> list[str]:
-    """The operand of a layer call alone on its lines: a name or a list of names."""
-    if not many:
-        return [indent + items[0]]
-    one = f"{indent}[{', '.join(items)}]"
-    if len(one) <= LINE:
-        return [one]
-    return [indent + "[", *(f"{indent}{INDENT}{item}," for item in items), indent + "]"]
-
-
-def _split(
-    prefix: str, call: Layer, inputs: Sequence[str], many: bool, indent: str
-) -> list[str] | None:
-    """`prefix keras.layers.X(args)(inputs)` on as few lines as ruff would put it; None when
-    even `prefix keras.layers.X(` does not fit (ruff then parenthesises the right-hand side)."""
-    args = ", ".join(call.args)
-    operand = f"[{', '.join(inputs)}]" if many else inputs[0]
-    one = f"{indent}{prefix}{call.callee}({args})({operand})"
-    if len(one) <= LINE:
-        return [one]
-    inner = indent + INDENT
-    head = f"{indent}{prefix}{call.callee}({args})("
-    if len(head) <= LINE:  # split at the last bracket
-        return [head, *_operand(inputs, many, inner), indent + ")"]
-    head = f"{indent}{prefix}{call.callee}("
-    if len(head) > LINE:
-        return None
-    lines = [head, *_items(call.args, inner)]
-    tail = f"{indent})({operand})"
-    if len(tail) <= LINE:
-        return [*lines, tail]
-    return [*lines, indent + ")(", *_operand(inputs, many, inner), indent + ")"]
-
-
-def statement(target: str, call: Layer, inputs: Sequence[str], many: bool, indent: str) -> str:
-    """`target = keras.layers.X(args)(inputs)`, split the way `ruff format` splits it."""
-    lines = _split(f"{target} = ", call, inputs, many, indent)
-    if lines is None:
-        inside = _split("", call, inputs, many, indent + INDENT)
-        assert inside is not None  # a layer name is far shorter than a line
-        lines = [f"{indent}{target} = (", *inside, indent + ")"]
-    return "\n".join(lines)
-
-
-def chain(node: Mapping[str, Any], steps: Sequence[Layer], indent: str = INDENT) -> str:
+def chain(node: Mapping[str, Any], steps: Sequence[Call], indent: str = INDENT) -> str:
     """A node's layers applied in turn: the first reads the node's inputs, the last assigns the
     variable named after the node, the ones between go through `x`."""
-    lines = []
+    level = len(indent) // len(INDENT)
+    out = []
     for i, step in enumerate(steps):
         target = node["name"] if i == len(steps) - 1 else "x"
         first = i == 0
         inputs = node["inputs"] if first else ["x"]
-        lines.append(statement(target, step, inputs, node["many"] and first, indent))
-    return "\n".join(lines)
+        operand = Seq(tuple(inputs), "[]") if node["many"] and first else inputs[0]
+        out.append(assign(level, target, Call(step, (operand,))))
+    return "\n".join(out)
 
 
 def call_statement(target: str, callee: str, args: Sequence[str | list[str]], indent: str) -> str:
-    """`target = callee(args)` where an argument may be a list of names, split like ruff."""
-    flat = [a if isinstance(a, str) else f"[{', '.join(a)}]" for a in args]
-    one = f"{indent}{target} = {callee}({', '.join(flat)})"
-    if len(one) <= LINE:
-        return one
-    inner = indent + INDENT
-    body = inner + ", ".join(flat)
-    if len(body) <= LINE:
-        return "\n".join([f"{indent}{target} = {callee}(", body, indent + ")"])
-    lines = [f"{indent}{target} = {callee}("]
-    for arg, text in zip(args, flat, strict=True):
-        if isinstance(arg, str) or len(f"{inner}{text},") <= LINE:
-            lines.append(f"{inner}{text},")
-        else:
-            lines += [inner + "[", *(f"{inner}{INDENT}{a}," for a in arg), inner + "],"]
-    return "\n".join([*lines, indent + ")"])
-
-
-def wrap(text: str, indent: str = INDENT) -> str:
-    """Text wrapped to the line length (long words are kept whole)."""
-    lines = textwrap.wrap(
-        text,
-        LINE,
-        initial_indent=indent,
-        subsequent_indent=indent,
-        break_long_words=False,
-        break_on_hyphens=False,
-    )
-    return "\n".join(lines)
-
-
-def comment(text: str, indent: str = INDENT) -> str:
-    """A comment, wrapped to the line length."""
-    return wrap(text, indent + "# ")
+    """`target = callee(args)` where an argument may be a list of names (a list display)."""
+    items = tuple(a if isinstance(a, str) else Seq(tuple(a), "[]") for a in args)
+    return assign(len(indent) // len(INDENT), target, Call(callee, items))
 
 
 # -- what the templates are given ---------------------------------------------------------------
