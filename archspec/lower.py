@@ -220,17 +220,32 @@ def lower(spec: Spec) -> Graph:
 
 
 def _check_all_used(spec: Spec, ctx: _Lowering, outputs: Sequence[str]) -> None:
-    """A row whose result reaches no output is almost always a mistake in `from`."""
+    """A row whose result reaches no output is almost always a mistake in `from` or a forgotten
+    `outputs:`. The error names the dangling end of an unused chain: the row whose output no row
+    reads (the rows feeding it are unused only because it is)."""
     needed = set(outputs)
     for node in reversed(list(ctx.nodes.values())):  # spec order is topological
         if node.name in needed:
             needed.update(node.inputs)
-    for row in spec.rows:
-        out = ctx.row_outputs[row.index]
-        if out not in needed:
-            raise SpecError(
-                f"the output of this {row.kind} row is never used",
-                row.loc,
-                f"layers[{row.index}]",
-                "read it with `from:` in a later row, or list it under `outputs:`",
-            )
+    read = {src for node in ctx.nodes.values() for src in node.inputs}
+    unused = [row for row in spec.rows if ctx.row_outputs[row.index] not in needed]
+    if not unused:
+        return
+    ends = [row for row in unused if ctx.row_outputs[row.index] not in read]
+    row = (ends or unused)[0]
+    upstream: set[str] = set()
+    stack = [ctx.row_outputs[row.index]]
+    while stack:
+        for src in ctx.nodes[stack.pop()].inputs:
+            if src not in needed and src not in upstream:
+                upstream.add(src)
+                stack.append(src)
+    feeding = sum(ctx.row_outputs[r.index] in upstream for r in unused)
+    chain = f" (it ends a chain of {feeding + 1} unused rows)" if feeding else ""
+    listed = "the network's outputs" if spec.outputs else "the last row, the default output"
+    raise SpecError(
+        f"the output of this {row.kind} row is never used{chain}",
+        row.loc,
+        f"layers[{row.index}]",
+        f"list it under `outputs:` (now only {listed}), or read it with `from:` in a later row",
+    )
