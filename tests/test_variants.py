@@ -4,8 +4,11 @@ manifest, `--where`, the Pareto front and its plot, and the `archspec variants` 
 
 from __future__ import annotations
 
+import ast
 import json
+import pickle
 import random
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -17,7 +20,15 @@ from archspec.cli import main
 from archspec.errors import SpecError
 from archspec.pareto import Axis, brute_force_mask, front_mask, parse_axes, plot
 from archspec.spec import spec_to_dict
-from archspec.variants import Space
+from archspec.variants import (
+    Outcome,
+    Space,
+    SpaceDef,
+    Variant,
+    evaluate,
+    evaluate_point,
+    read_source,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 BASE = ROOT / "specs" / "mnv2_1.0.yaml"
@@ -484,3 +495,105 @@ def test_cli_bad_space_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str
     space = write_space(tmp_path, "choices: {resolution: []}\n")
     code, _, err = run(capsys, str(space))
     assert code == 2 and f"{space}:3:23" in err and "empty list" in err
+
+
+# --------------------------------------------------------------------------------------------
+# Structure: one-way imports, and one point evaluated by a pure function
+
+# The package's modules, each allowed to import only those before it.
+MODULE_ORDER = (
+    "checks",
+    "model",
+    "parse",
+    "sampling",
+    "evaluation",
+    "engine",
+    "search",
+    "manifest",
+    "space",
+    "command",
+)
+
+
+def _package_imports(path: Path) -> set[str]:
+    """Modules of archspec.variants that a source file imports, at any depth."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            if node.module == "archspec.variants":
+                found.update(a.name for a in node.names)
+            elif node.module.startswith("archspec.variants."):
+                found.add(node.module.split(".")[2])
+        elif isinstance(node, ast.Import):
+            found.update(
+                a.name.split(".")[2] for a in node.names if a.name.startswith("archspec.variants.")
+            )
+    return found
+
+
+def test_package_modules_import_one_way_and_define_no_mixins() -> None:
+    folder = ROOT / "archspec" / "variants"
+    modules = sorted(p.stem for p in folder.glob("*.py") if p.stem != "__init__")
+    assert sorted(MODULE_ORDER) == modules
+    for i, name in enumerate(MODULE_ORDER):
+        imported = _package_imports(folder / f"{name}.py")
+        assert imported <= set(MODULE_ORDER[:i]), (name, imported - set(MODULE_ORDER[:i]))
+        tree = ast.parse((folder / f"{name}.py").read_text(encoding="utf-8"))
+        for cls in (n for n in ast.walk(tree) if isinstance(n, ast.ClassDef)):
+            bases = {b.id for b in cls.bases if isinstance(b, ast.Name)}
+            assert bases <= {"SpaceDef"}, (name, cls.name, bases)
+
+
+def test_evaluate_point_is_a_pure_function_of_plain_data(tmp_path: Path) -> None:
+    path = write_space(
+        tmp_path,
+        """\
+choices:
+  resolution: [8, 32]
+  rows:
+    - {row: b1, s: [2, 8]}
+""",
+    )
+    space = Space.load(path)
+    again = read_source(pickle.loads(pickle.dumps(space.source)))
+    evaluated, skipped = space.evaluate(space.grid())
+    by_id = {e.variant.id: dict(e.metrics) for e in evaluated}
+    reasons = {s.id: s.reason for s in skipped}
+    assert len(by_id) == 3 and len(reasons) == 1
+    for i in range(space.size):
+        point = space.point(i)
+        outcome = evaluate_point(again, point)
+        assert pickle.loads(pickle.dumps(outcome)) == outcome
+        assert outcome == evaluate_point(space, point)
+        assert (outcome.point, outcome.id) == (point, space.variant(point).id)
+        if outcome.metrics is None:
+            assert outcome.reason == reasons[outcome.id]
+        else:
+            assert dict(outcome.metrics) == by_id[outcome.id] and outcome.reason is None
+
+
+def test_an_engine_can_run_points_elsewhere(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # an engine that, like a remote one, gets only the space's source and the points, reads the
+    # space again in another folder, and finishes the points out of order
+    def elsewhere(space: SpaceDef, variants: Sequence[Variant]) -> Iterator[Outcome]:
+        monkeypatch.chdir(ROOT)
+        remote = read_source(pickle.loads(pickle.dumps(space.source)))
+        points = [pickle.loads(pickle.dumps(v.point)) for v in variants]
+        done = {p: evaluate_point(remote, p) for p in reversed(points)}
+        return iter([done[p] for p in points])
+
+    write_space(tmp_path, "")
+    monkeypatch.chdir(tmp_path)  # a text space takes its relative base from this folder
+    space = Space.from_text(
+        "name: s\nbase: base.yaml\nchoices:\n  width_multiplier: [0.5, 1.0]\n"
+        "  rows: [{row: b2, k: [3, 4, 5]}]\n"
+    )
+    variants = space.grid()
+    local = evaluate(space, variants)
+    remote = evaluate(space, variants, engine=elsewhere)
+    assert [(e.variant.id, dict(e.metrics)) for e in local[0]] == [
+        (e.variant.id, dict(e.metrics)) for e in remote[0]
+    ]
+    assert local[1] == remote[1] and len(local[0]) == 4 and len(local[1]) == 2

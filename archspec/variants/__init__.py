@@ -41,14 +41,24 @@ tensor split `fused_split` ways (default 4: the paper suggests "a small constant
 `n` keeps one channel), with the first-layer trick unless disabled. Both in the space's activation
 dtype (default float32).
 
-Modules: `space` (the file parsed and checked), `sampling` (points, variants, ids, samples),
-`evaluation` (metrics, worker processes, skipped variants), `search` (Optuna and Ray Tune),
-`manifest` (JSON Lines / CSV rows, Pareto flags), `command` (the `archspec variants` run),
-`model` (the data classes) and `checks` (YAML node checks).
+Modules, each importing only those before it: `checks` (YAML node checks), `model` (the data
+types: a space's definition, points, variants, outcomes), `parse` (the file read and checked into
+a `SpaceDef`), `sampling` (points, variants, ids, samples), `evaluation` (one point measured:
+`evaluate_point(space, point) -> Outcome`, a pure function), `engine` (many points: a loop or
+worker processes, and the sweep), `search` (Optuna and Ray Tune), `manifest` (JSON Lines / CSV
+rows, Pareto flags), `space` (`Space`, the `SpaceDef` with a method per operation) and `command`
+(the `archspec variants` run).
 """
 
 from archspec.variants.command import run_variants
-from archspec.variants.evaluation import MEMORY_MAX_STATES, MEMORY_TIME_LIMIT
+from archspec.variants.engine import Engine, evaluate, local_engine, sweep
+from archspec.variants.evaluation import (
+    MEMORY_MAX_STATES,
+    MEMORY_TIME_LIMIT,
+    evaluate_point,
+    evaluate_variant,
+    measure,
+)
 from archspec.variants.manifest import (
     manifest_rows,
     pareto_mask,
@@ -58,16 +68,22 @@ from archspec.variants.manifest import (
     values_for,
 )
 from archspec.variants.model import (
+    MAX_POINTS,
     METRICS,
     Choice,
     Evaluated,
     Grid,
+    MemorySettings,
+    Outcome,
     Point,
     Skipped,
+    SpaceDef,
+    SpaceSource,
     Sweep,
     Variant,
 )
-from archspec.variants.sampling import AUTO_GRID_LIMIT, MAX_POINTS
+from archspec.variants.parse import load_space, read_source, space_from_text
+from archspec.variants.sampling import AUTO_GRID_LIMIT
 from archspec.variants.search import Constraints
 from archspec.variants.space import (
     C_SCALE,
@@ -97,18 +113,32 @@ __all__ = [
     "SAMPLING",
     "Choice",
     "Constraints",
+    "Engine",
     "Evaluated",
     "Grid",
+    "MemorySettings",
+    "Outcome",
     "Point",
     "Skipped",
     "Space",
+    "SpaceDef",
+    "SpaceSource",
     "Sweep",
     "Variant",
+    "evaluate",
+    "evaluate_point",
+    "evaluate_variant",
+    "load_space",
+    "local_engine",
     "manifest_rows",
+    "measure",
     "pareto_mask",
     "render_csv",
+    "read_source",
     "render_jsonl",
     "run_variants",
+    "space_from_text",
+    "sweep",
     "value_of",
     "values_for",
 ]

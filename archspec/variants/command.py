@@ -13,6 +13,7 @@ from typing import TextIO
 from archspec.errors import Location, SpecError
 from archspec.output import write_file, write_tree
 from archspec.pareto import parse_axes
+from archspec.variants.engine import evaluate
 from archspec.variants.manifest import (
     manifest_rows,
     pareto_mask,
@@ -22,6 +23,7 @@ from archspec.variants.manifest import (
     values_for,
 )
 from archspec.variants.model import Sweep
+from archspec.variants.sampling import unique
 from archspec.variants.space import Space
 from archspec.where import parse
 
@@ -55,8 +57,8 @@ def run_variants(
     jobs = args.jobs or os.cpu_count() or 1
 
     how, points = space.plan(args.n, args.seed)
-    variants, total, dups = space._unique(points)
-    evaluated, skipped = space.evaluate(variants, jobs=jobs)
+    variants, total, dups = unique(space, points)
+    evaluated, skipped = evaluate(space, variants, jobs=jobs)
     kept = evaluated
     if condition is not None:
         kept = [e for e in evaluated if condition.evaluate(values_for(e))]

@@ -1,4 +1,6 @@
-"""The data of a variant sweep: choices, grids, points, resolved variants and their metrics."""
+"""The data of a variant sweep: a space's definition (choices, grids, memory settings, where it was
+read from), points, resolved variants, their outcomes and metrics. Plain data types only; every
+other module of the package builds on this one."""
 
 from __future__ import annotations
 
@@ -6,6 +8,7 @@ import math
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -14,6 +17,7 @@ from archspec.errors import Location, SpecError
 from archspec.spec import Spec, spec_to_dict
 
 METRICS = ("madds", "params", "params_with_bn", "peak_bytes_op", "peak_bytes_fused")
+MAX_POINTS = 1_000_000  # points of a full grid, and variants of a sweep
 
 
 @dataclass(frozen=True)
@@ -101,6 +105,88 @@ class Sweep:
         """Distinct reasons for skipped variants, most frequent first."""
         counts = Counter(s.reason for s in self.skipped)
         return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+@dataclass(frozen=True)
+class SpaceSource:
+    """Where a space was read from, as plain (picklable) data, so that a worker process (or a
+    remote task) can read the same space again: a file, or YAML text with its folder."""
+
+    path: str | None = None  # an absolute path to the space file
+    text: str | None = None  # or YAML text,
+    file: str = "<space>"  # named so in messages,
+    cwd: str = ""  # whose relative `base` path is taken from this folder
+
+    @property
+    def folder(self) -> Path:
+        """The folder a relative `base` path is taken from."""
+        return Path(self.path).parent if self.path is not None else Path(self.cwd)
+
+
+@dataclass(frozen=True)
+class MemorySettings:
+    """How a sweep measures peak memory: activation dtype, fused split, first-layer trick."""
+
+    dtype: str
+    fused_split: int | str
+    first_layer_trick: bool
+
+
+@dataclass(frozen=True)
+class SpaceDef:
+    """A search space as read and checked from its file: a base Spec and grids of choices."""
+
+    source: SpaceSource
+    name: str
+    description: str
+    file: str
+    base: Spec
+    sampling: str  # auto | grid | random
+    samples: int
+    seed: int
+    memory: MemorySettings
+    grids: tuple[Grid, ...]
+    labels: tuple[str, ...]  # every choice label, in order of first appearance
+    base_values: Mapping[str, Any]  # each label's value in the base spec
+    pareto: str  # the default Pareto axes
+
+    @property
+    def size(self) -> int:
+        """Number of points over all grids (duplicates included)."""
+        return sum(g.size for g in self.grids)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What evaluating one point gives: its variant id and either its metrics or why it is
+    illegal. Plain data, so that it can come back from another process."""
+
+    point: Point
+    id: str
+    metrics: Mapping[str, Any] | None
+    reason: str | None = None
+
+
+def metric_names(space: SpaceDef) -> list[str]:
+    """Names usable in `--where` and `--pareto`: the metrics and every numeric choice."""
+    numeric = [
+        label
+        for label in space.labels
+        if all(
+            is_number(v)
+            for g in space.grids
+            for c in g.choices
+            if c.label == label
+            for v in c.shown
+        )
+        and is_number(space.base_values[label])
+    ]
+    return [*METRICS, *numeric]
+
+
+def scaled_channels(c: int, scale: float) -> int:
+    """A row's base channels times `c_scale`, rounded half up, at least 1."""
+    return max(1, math.floor(c * scale + 0.5))
 
 
 def _param_value(shown: Any) -> Any:

@@ -1,136 +1,138 @@
 """Hand-offs to search engines: Optuna define-by-run (suggest, record, constraints) and a Ray
-Tune `param_space`."""
+Tune `param_space`. Functions of a `SpaceDef`."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from archspec.errors import Location, SpecError
 from archspec.spec import Spec
-from archspec.variants.model import METRICS, Choice, Grid, Point, skip_reason
+from archspec.variants.evaluation import measure
+from archspec.variants.model import METRICS, Choice, Point, SpaceDef, metric_names, skip_reason
+from archspec.variants.sampling import choices_of, resolve
 from archspec.where import Condition, constraint_keys, constraint_values, parse
 
-if TYPE_CHECKING:
-    from archspec.variants.space import Space
+
+def _param_name(grid: int, choice: Choice) -> str:
+    return choice.label if grid == 0 else f"include{grid}.{choice.label}"
 
 
-class SearchHandoff:
-    """Mixin of `Space`: parameters for Optuna and Ray Tune, and specs back from them."""
+def suggest(space: SpaceDef, trial: Any) -> Spec:
+    """Optuna define-by-run: one `trial.suggest_categorical` per choice of the grid the
+    trial picks (a `grid` parameter when the space has several); returns the Spec."""
+    g = 0
+    if len(space.grids) > 1:
+        g = trial.suggest_categorical("grid", list(range(len(space.grids))))
+    picks = []
+    for choice in space.grids[g].choices:
+        options = choice.param_values()
+        value = trial.suggest_categorical(_param_name(g, choice), options)
+        picks.append(options.index(value))
+    return resolve(space, Point(g, tuple(picks))).spec
 
-    grids: tuple[Grid, ...]
 
-    def _param_name(self, grid: int, choice: Choice) -> str:
-        return choice.label if grid == 0 else f"include{grid}.{choice.label}"
-
-    def suggest(self, trial: Any) -> Spec:
-        """Optuna define-by-run: one `trial.suggest_categorical` per choice of the grid the
-        trial picks (a `grid` parameter when the space has several); returns the Spec."""
-        g = 0
-        if len(self.grids) > 1:
-            g = trial.suggest_categorical("grid", list(range(len(self.grids))))
-        picks = []
-        for choice in self.grids[g].choices:
-            options = choice.param_values()
-            value = trial.suggest_categorical(self._param_name(g, choice), options)
-            picks.append(options.index(value))
-        return self.variant(Point(g, tuple(picks))).spec
-
-    def point_from_params(self, params: Mapping[str, Any]) -> Point:
-        """The point for a parameter dict as Optuna's `trial.params` or a Ray Tune config
-        (parameters of grids other than the chosen one are ignored)."""
-        g = params.get("grid", 0)
-        if isinstance(g, bool) or not isinstance(g, int) or not 0 <= g < len(self.grids):
+def point_from_params(space: SpaceDef, params: Mapping[str, Any]) -> Point:
+    """The point for a parameter dict as Optuna's `trial.params` or a Ray Tune config
+    (parameters of grids other than the chosen one are ignored)."""
+    g = params.get("grid", 0)
+    if isinstance(g, bool) or not isinstance(g, int) or not 0 <= g < len(space.grids):
+        raise SpecError(
+            f"found grid {g!r}; expected 0 to {len(space.grids) - 1}",
+            Location("<params>"),
+            "grid",
+        )
+    picks = []
+    for choice in space.grids[g].choices:
+        name = _param_name(g, choice)
+        if name not in params:
+            raise SpecError(f"missing parameter {name!r}", Location("<params>"), name)
+        options = choice.param_values()
+        if params[name] not in options:
             raise SpecError(
-                f"found grid {g!r}; expected 0 to {len(self.grids) - 1}",
-                Location("<params>"),
-                "grid",
+                f"found {params[name]!r}; expected one of {options}", Location("<params>"), name
             )
-        picks = []
-        for choice in self.grids[g].choices:
-            name = self._param_name(g, choice)
-            if name not in params:
-                raise SpecError(f"missing parameter {name!r}", Location("<params>"), name)
-            options = choice.param_values()
-            if params[name] not in options:
-                raise SpecError(
-                    f"found {params[name]!r}; expected one of {options}", Location("<params>"), name
-                )
-            picks.append(options.index(params[name]))
-        return Point(g, tuple(picks))
+        picks.append(options.index(params[name]))
+    return Point(g, tuple(picks))
 
-    def spec_from_params(self, params: Mapping[str, Any]) -> Spec:
-        """The Spec for a parameter dict (see `point_from_params`)."""
-        return self.variant(self.point_from_params(params)).spec
 
-    def record(
-        self, trial: Any, spec: Spec, constraints: Constraints | None = None
-    ) -> dict[str, Any]:
-        """Measure `spec` and store the metrics on an Optuna trial (`trial.set_user_attr`, one
-        attribute per metric, plus `archspec_id`); with `constraints`, also set each constraint
-        value with `trial.set_constraint` (Optuna ≥ 5). An illegal spec stores its reason in
-        `archspec_illegal` and raises `optuna.TrialPruned`."""
-        try:
-            metrics = self.metrics(spec)
-        except SpecError as exc:
-            import optuna
+def spec_from_params(space: SpaceDef, params: Mapping[str, Any]) -> Spec:
+    """The Spec for a parameter dict (see `point_from_params`)."""
+    return resolve(space, point_from_params(space, params)).spec
 
-            trial.set_user_attr("archspec_illegal", skip_reason(exc))
-            raise optuna.TrialPruned(skip_reason(exc)) from None
-        trial.set_user_attr("archspec_id", spec.name.rsplit("-", 1)[-1])
-        for key, value in metrics.items():
-            trial.set_user_attr(key, value)
-        if constraints is not None:
-            point = self.point_from_params(trial.params)
-            values = constraints.values({**self.choices_of(point), **metrics})
-            for key, value in zip(constraints.keys, values, strict=True):
-                trial.set_constraint(key, value)
-        return metrics
 
-    def constraints(self, condition: str | None = None, **upper_bounds: float) -> Constraints:
-        """Constraints from `and`-joined comparisons and/or `metric=upper bound` keywords, e.g.
-        `space.constraints("peak_bytes_fused <= 512e3", madds=300e6)`; values ≤ 0 are feasible.
+def record(
+    space: SpaceDef, trial: Any, spec: Spec, constraints: Constraints | None = None
+) -> dict[str, Any]:
+    """Measure `spec` and store the metrics on an Optuna trial (`trial.set_user_attr`, one
+    attribute per metric, plus `archspec_id`); with `constraints`, also set each constraint
+    value with `trial.set_constraint` (Optuna ≥ 5). An illegal spec stores its reason in
+    `archspec_illegal` and raises `optuna.TrialPruned`."""
+    try:
+        metrics = measure(spec, space.memory)
+    except SpecError as exc:
+        import optuna
 
-        Two ways to give them to Optuna: pass them to `record(trial, spec, constraints)`, which
-        calls `trial.set_constraint` (Optuna ≥ 5), or use the object as a sampler's
-        `constraints_func` (older Optuna): it reads the metrics `record` stored on the trial,
-        or measures the trial's parameters when it has none."""
-        parts = [condition] if condition else []
-        names = self.metric_names()
-        for key, bound in upper_bounds.items():
-            if key not in names:
-                raise SpecError(
-                    f"unknown metric {key!r}; expected one of: {', '.join(names)}",
-                    Location("<constraints>"),
-                    key,
-                )
-            parts.append(f"{key} <= {float(bound)!r}")
-        if not parts:
-            raise SpecError("no constraint given", Location("<constraints>"))
-        text = " and ".join(f"({p})" for p in parts)
-        cond = parse(text, names)
-        cond.comparisons()  # refuse or/not now rather than inside the study
-        return Constraints(self, cond)
+        trial.set_user_attr("archspec_illegal", skip_reason(exc))
+        raise optuna.TrialPruned(skip_reason(exc)) from None
+    trial.set_user_attr("archspec_id", spec.name.rsplit("-", 1)[-1])
+    for key, value in metrics.items():
+        trial.set_user_attr(key, value)
+    if constraints is not None:
+        point = point_from_params(space, trial.params)
+        values = constraints.values({**choices_of(space, point), **metrics})
+        for key, value in zip(constraints.keys, values, strict=True):
+            trial.set_constraint(key, value)
+    return metrics
 
-    def ray_param_space(self, plain: bool = False) -> dict[str, Any]:
-        """A Ray Tune `param_space`: `tune.choice` per choice (and a `grid` choice when the space
-        has several grids). Without Ray installed, or with `plain=True`, each domain is the plain
-        dict `{"choice": [values]}`. Turn a sampled config into a Spec with `spec_from_params`."""
-        choice = _choice_factory(plain)
-        out: dict[str, Any] = {}
-        if len(self.grids) > 1:
-            out["grid"] = choice(list(range(len(self.grids))))
-        for g, grid in enumerate(self.grids):
-            for c in grid.choices:
-                out[self._param_name(g, c)] = choice(c.param_values())
-        return out
+
+def constraints(
+    space: SpaceDef, condition: str | None = None, **upper_bounds: float
+) -> Constraints:
+    """Constraints from `and`-joined comparisons and/or `metric=upper bound` keywords, e.g.
+    `space.constraints("peak_bytes_fused <= 512e3", madds=300e6)`; values ≤ 0 are feasible.
+
+    Two ways to give them to Optuna: pass them to `record(trial, spec, constraints)`, which
+    calls `trial.set_constraint` (Optuna ≥ 5), or use the object as a sampler's
+    `constraints_func` (older Optuna): it reads the metrics `record` stored on the trial,
+    or measures the trial's parameters when it has none."""
+    parts = [condition] if condition else []
+    names = metric_names(space)
+    for key, bound in upper_bounds.items():
+        if key not in names:
+            raise SpecError(
+                f"unknown metric {key!r}; expected one of: {', '.join(names)}",
+                Location("<constraints>"),
+                key,
+            )
+        parts.append(f"{key} <= {float(bound)!r}")
+    if not parts:
+        raise SpecError("no constraint given", Location("<constraints>"))
+    text = " and ".join(f"({p})" for p in parts)
+    cond = parse(text, names)
+    cond.comparisons()  # refuse or/not now rather than inside the study
+    return Constraints(space, cond)
+
+
+def ray_param_space(space: SpaceDef, plain: bool = False) -> dict[str, Any]:
+    """A Ray Tune `param_space`: `tune.choice` per choice (and a `grid` choice when the space
+    has several grids). Without Ray installed, or with `plain=True`, each domain is the plain
+    dict `{"choice": [values]}`. Turn a sampled config into a Spec with `spec_from_params`."""
+    choice = _choice_factory(plain)
+    out: dict[str, Any] = {}
+    if len(space.grids) > 1:
+        out["grid"] = choice(list(range(len(space.grids))))
+    for g, grid in enumerate(space.grids):
+        for c in grid.choices:
+            out[_param_name(g, c)] = choice(c.param_values())
+    return out
 
 
 class Constraints:
     """An Optuna `constraints_func`: one value per comparison, ≤ 0 when satisfied."""
 
-    def __init__(self, space: Space, condition: Condition) -> None:
+    def __init__(self, space: SpaceDef, condition: Condition) -> None:
         self.space = space
         self.condition = condition
 
@@ -140,15 +142,15 @@ class Constraints:
 
     def __call__(self, trial: Any) -> list[float]:
         attrs = trial.user_attrs
-        point = self.space.point_from_params(trial.params)
+        point = point_from_params(self.space, trial.params)
         if all(m in attrs for m in METRICS):
             metrics = {m: attrs[m] for m in METRICS}
         else:
             try:
-                metrics = self.space.metrics(self.space.variant(point).spec)
+                metrics = measure(resolve(self.space, point).spec, self.space.memory)
             except SpecError:
                 return [math.inf] * self.count
-        return self.values({**self.space.choices_of(point), **metrics})
+        return self.values({**choices_of(self.space, point), **metrics})
 
     @property
     def count(self) -> int:
