@@ -7,15 +7,18 @@ concrete channel counts.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NoReturn
 
+from archspec import expr
+from archspec.compose import inner_tensor
 from archspec.errors import SpecError
 from archspec.graph import INPUT, Block, GNode, Graph
 from archspec.names import identifier_problem
 from archspec.ops import GRAPH_OPS, LAYER_KINDS
 from archspec.ops.base import Role, Shape, ShapeError
-from archspec.spec import MAX_CHANNELS, Row, Spec
+from archspec.spec import CHANNEL_NAMES, MAX_CHANNELS, Row, Spec
 
 MAX_NODES = 20_000
 MAX_TENSOR_ELEMENTS = 1 << 31
@@ -31,6 +34,47 @@ def make_divisible(value: float, divisor: int = 8, min_value: int | None = None)
     return rounded
 
 
+@dataclass(frozen=True)
+class ChannelCount:
+    """How a row's `c` became a channel count.
+
+    `written` is the spec's value; `scaled` is written × width multiplier before rounding (None
+    when the row is not width-scaled: `num_classes`, an expression, `scale: none`); `value` is
+    the channel count the graph uses."""
+
+    written: int | str
+    scaled: float | None
+    value: int
+
+    @property
+    def rounded_from(self) -> float | None:
+        """The unrounded width-scaled value, when rounding changed it (else None)."""
+        if self.scaled is None or self.scaled == self.value:
+            return None
+        return int(self.scaled) if float(self.scaled).is_integer() else self.scaled
+
+
+def resolve_channels(spec: Spec, row: Row, value: int | str | None = None) -> ChannelCount:
+    """A row's `c` (or `value`): a count (`num_classes` or an expression of the header's integer
+    fields) is exact, never width-scaled nor rounded, whatever `scale` says; a width is scaled
+    by the rule the row's `scale` picks, then rounded by the spec's rounding. Raises
+    `expr.ExprError` for a bad expression."""
+    value = row.fields["c"] if value is None else value
+    if isinstance(value, str):
+        names = {name: getattr(spec, name) for name in CHANNEL_NAMES}
+        return ChannelCount(value, None, expr.evaluate(value, names))
+    scale = row.fields.get("scale", "width")
+    width = spec.width_multiplier
+    if scale == "last_layer":
+        rule = spec.last_layer
+        apply = rule == "always" or (rule == "above_one" and width > 1.0)
+        scale = "width" if apply else "none"
+    if scale != "width":
+        return ChannelCount(value, None, int(value))
+    scaled = value * width
+    return ChannelCount(value, scaled, make_divisible(scaled, spec.divisor, spec.min_channels))
+
+
 class _Lowering:
     """The context layer kinds lower through (their only way to add nodes)."""
 
@@ -42,6 +86,7 @@ class _Lowering:
         self.row_outputs: dict[int, str] = {}
         self.row_names: dict[str, int] = {}
         self.block_count = 0
+        self.counts: dict[int, ChannelCount] = {}
         h, w = spec.resolution
         self.nodes[INPUT] = GNode(
             INPUT,
@@ -57,7 +102,7 @@ class _Lowering:
         self.prev = INPUT
 
     # -- helpers for layer kinds -------------------------------------------------------------
-    def fail(self, row: Row, field: str, message: str) -> None:
+    def fail(self, row: Row, field: str, message: str) -> NoReturn:
         """Raise a located error about a field of `row`."""
         raise SpecError(message, row.where(field), f"layers[{row.index}].{field}")
 
@@ -66,24 +111,26 @@ class _Lowering:
         return make_divisible(value, self.spec.divisor, self.spec.min_channels)
 
     def channels(self, row: Row, value: int | str) -> int:
-        """Resolve a row's `c`: `num_classes`, or the width rule chosen by the row's `scale`."""
-        if value == "num_classes":
-            return self.spec.num_classes
-        scale = row.fields.get("scale", "width")
-        width = self.spec.width_multiplier
-        if scale == "last_layer":
-            rule = self.spec.last_layer
-            apply = rule == "always" or (rule == "above_one" and width > 1.0)
-            scale = "width" if apply else "none"
-        c = self.make_divisible(value * width) if scale == "width" else int(value)
-        if c > MAX_CHANNELS:
-            self.fail(row, "c", f"{c} channels after scaling; expected at most {MAX_CHANNELS}")
-        return c
+        """Resolve a row's `c` (see `resolve_channels`); record how, for errors and reports."""
+        try:
+            count = resolve_channels(self.spec, row, value)
+        except expr.ExprError as exc:
+            self.fail(row, "c", f"c: {value!r}: {exc}")
+        if count.value > MAX_CHANNELS or count.value < 1:
+            after = "after scaling" if count.scaled is not None else f"from {value!r}"
+            self.fail(row, "c", f"{count.value} channels {after}; expected 1 to {MAX_CHANNELS}")
+        self.counts[row.index] = count
+        return count.value
 
     def resolve(self, row: Row, name: str, field: str = "from") -> str:
         """The tensor a row name refers to (only rows above this one can be referenced)."""
         if name == INPUT:
             return INPUT
+        if "." in name:  # `<block>.<part>`: a tensor inside a block above (archspec.compose)
+            found, why_not = inner_tensor(name, self.nodes)
+            if found is None:
+                self.fail(row, field, f"unknown tensor {name!r}: {why_not}")
+            return found
         if name not in self.row_names:
             later = [r for r in self.spec.rows[row.index :] if r.name == name]
             why = (

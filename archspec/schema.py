@@ -9,9 +9,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from archspec import expr
 from archspec.ops import LAYER_KINDS
 from archspec.ops.base import Field
 from archspec.spec import (
+    CHANNEL_NAMES,
     HEADER_FIELDS,
     INPUT_FIELDS,
     MAX_CHANNELS,
@@ -44,7 +46,14 @@ def _field_schema(f: Field) -> dict[str, Any]:
         out = {
             "oneOf": [
                 {"type": "integer", "minimum": 1, "maximum": MAX_CHANNELS},
-                {"const": "num_classes"},
+                {
+                    "type": "string",
+                    "maxLength": expr.MAX_CHARS,
+                    "pattern": "^[A-Za-z0-9_ ()+*/-]+$",
+                    "description": "`num_classes` or an integer expression of "
+                    + ", ".join(CHANNEL_NAMES)
+                    + " with +, -, *, // (a count: never width-scaled nor rounded).",
+                },
             ]
         }
     elif f.kind == "resolution":

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from archspec import expr
+from archspec.compose import compose, inner_ref_problem
 from archspec.errors import Location, SpecError
 from archspec.names import SPEC_NAME, identifier_problem, module_name_problem
 from archspec.ops import LAYER_KINDS
@@ -61,6 +63,8 @@ HEADER_FIELDS: tuple[Field, ...] = (
     Field("outputs", "refs", "Network outputs (default: the last row).", default=None),
     Field("layers", "list", "The rows, in the style of the paper's Table 2.", required=True),
 )
+# The names a channel expression may use: the header's integer fields (`c: 3 * num_classes`).
+CHANNEL_NAMES: tuple[str, ...] = tuple(f.name for f in HEADER_FIELDS if f.kind == "int")
 INPUT_FIELDS: tuple[Field, ...] = (
     Field(
         "resolution", "resolution", "Input size: an int (square) or [height, width].", required=True
@@ -146,7 +150,10 @@ def _expected(f: Field) -> str:
     if f.kind == "ref":
         return "a row name (or `input`)"
     if f.kind == "channels":
-        return f"a positive integer (at most {MAX_CHANNELS}) or `num_classes`"
+        return (
+            f"a positive integer (at most {MAX_CHANNELS}), `num_classes`, or an integer "
+            "expression of " + ", ".join(CHANNEL_NAMES) + " with +, -, *, // (`3 * num_classes`)"
+        )
     if f.kind == "resolution":
         return f"a positive integer or [height, width] (at most {MAX_RESOLUTION})"
     if f.kind == "mapping":
@@ -234,7 +241,13 @@ def check_value(f: Field, node: Node, path: str) -> Any:
             )
         return (_check_name(node, path, reference=True),)
     if kind == "channels":
-        if v == "num_classes":
+        if isinstance(v, str):
+            try:
+                expr.parse(v, CHANNEL_NAMES)
+            except expr.ExprError as exc:
+                raise SpecError(
+                    f"found {_found(v)}: {exc}", node.loc, path, f"expected {_expected(f)}"
+                ) from None
             return v
         if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= MAX_CHANNELS:
             raise bad()
@@ -259,6 +272,11 @@ def _check_name(node: Node, path: str, reference: bool = False) -> str:
     if not isinstance(v, str):
         raise SpecError(f"found {_found(v)}; expected a row name", node.loc, path)
     if reference and v == "input":
+        return v
+    if reference and "." in v:  # `<block>.<part>`: a tensor inside a block (docs/spec_language.md)
+        problem = inner_ref_problem(v)
+        if problem:
+            raise SpecError(f"{v!r} cannot be a reference: {problem}", node.loc, path)
         return v
     problem = identifier_problem(v)
     if problem:
@@ -349,7 +367,8 @@ def _row(index: int, node: Node) -> Row:
 
 
 def spec_from_node(root: Node) -> Spec:
-    """Validate a located YAML tree into a Spec."""
+    """Validate a located YAML tree into a Spec (after `base:` and `units:` are composed)."""
+    root = compose(root, MAX_ROWS)
     header, locs = _fields(root, HEADER_FIELDS, "", "the spec")
     name = header["name"]
     if not SPEC_NAME.match(name):

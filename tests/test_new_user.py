@@ -50,3 +50,63 @@ def test_never_used_single_row_keeps_its_message():
     assert err.location.line == _line(text, "side")
     assert err.message.endswith("the output of this conv2d row is never used")
     assert "now only the network's outputs" in (err.hint or "")
+
+
+DETECTOR = HEAD + (
+    "width_multiplier: 0.5\noutputs: [box, cls]\nlayers:\n"
+    "  - {op: conv2d, name: trunk, c: 32, s: 2}\n"
+    "  - {op: conv2d, name: box, from: trunk, c: 3 * 4, k: 1, bn: false, act: linear}\n"
+    "  - {op: conv2d, name: cls, from: trunk, c: (num_classes + 1) * 3, k: 1, bn: false}\n"
+)
+
+
+@pytest.mark.parametrize("classes", [10, 91])
+def test_channel_expressions_follow_set_num_classes_and_are_never_scaled(classes):
+    graph = lower(load_spec_text(DETECTOR, overrides=[f"num_classes={classes}"]))
+    assert graph.node("cls").shape.c == (classes + 1) * 3
+    assert graph.node("box").shape.c == 12  # not 12 · 0.5 = 6 → 8
+    assert graph.node("trunk").shape.c == 16  # widths still scale
+
+
+@pytest.mark.parametrize(
+    ("written", "message"),
+    [
+        ("__import__('os').getcwd()", "expected integers, `num_classes`"),
+        ("2 ** 10", "expected only the operators +, -, * and //"),
+        ("num_classes / 2", "expected only the operators +, -, * and //"),
+        ("classes + 1", "unknown name 'classes'"),
+        ("-num_classes", "expected integers, `num_classes`"),
+        ("1.5 * num_classes", "found 1.5"),
+        ("num_classes +", "it is not an integer expression"),
+        ("(" * 100 + "1" + ")" * 100, "expected at most 120"),
+        ("+".join(["1"] * 40), "more than 64 terms"),
+    ],
+)
+def test_bad_channel_expressions_are_refused_at_their_field(written, message):
+    text = DETECTOR.replace("c: 3 * 4", f"c: {written!r}")
+    with pytest.raises(SpecError) as info:
+        load_spec_text(text)
+    assert info.value.field == "layers[1].c"
+    assert message in info.value.message
+    assert "`3 * num_classes`" in (info.value.hint or "")
+
+
+@pytest.mark.parametrize(
+    ("written", "message"),
+    [
+        ("num_classes // (num_classes - 10)", "it divides by zero"),
+        ("num_classes - 10", "0 channels from 'num_classes - 10'; expected 1 to 65536"),
+        ("99999999999 * 99999999999", "an intermediate value exceeds"),
+    ],
+)
+def test_channel_expression_values_are_checked_when_lowering(written, message):
+    err = _error(DETECTOR.replace("c: 3 * 4", f"c: {written}"))
+    assert err.field == "layers[1].c" and message in err.message
+
+
+def test_a_count_ignores_scale():
+    """`scale` says how a width scales; a count is exact whatever it says (a resolved spec
+    written back by `spec_to_dict` carries the default `scale: width` on every row)."""
+    for scale in ("width", "last_layer", "none"):
+        text = DETECTOR.replace("c: 3 * 4,", f"c: 3 * 4, scale: {scale},")
+        assert lower(load_spec_text(text)).node("box").shape.c == 12

@@ -81,7 +81,9 @@ LAYER = LayerKind(
         common.NAME,
         common.FROM,
         Field("t", "int", "Expansion factor (paper's t).", required=True, minimum=1, maximum=64),
-        Field("c", "channels", "Output channels (paper's c).", required=True),
+        Field(
+            "c", "channels", "Output channels (paper's c). " + common.CHANNELS_DOC, required=True
+        ),
         common.REPEATS,
         common.STRIDE,
         common.KERNEL,

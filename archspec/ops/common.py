@@ -37,6 +37,13 @@ SCALE = Field(
     default="width",
     choices=("width", "last_layer", "none"),
 )
+CHANNELS_DOC = (
+    "Output channels: a width (an integer, scaled by the width multiplier as `scale` says, then "
+    "rounded to the spec's divisor), or a count, never scaled nor rounded (whatever `scale` says): "
+    "`num_classes` or an "
+    "integer expression of the header's integer fields (`3 * num_classes`, "
+    "`(num_classes + 1) * 6`; +, -, *, //)."
+)
 BN = Field("bn", "bool", "BatchNorm after the conv (folded at deployment).", default=True)
 
 

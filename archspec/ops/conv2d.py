@@ -224,7 +224,7 @@ LAYER = LayerKind(
     (
         common.NAME,
         common.FROM,
-        Field("c", "channels", "Output channels (or `num_classes`).", required=True),
+        Field("c", "channels", common.CHANNELS_DOC, required=True),
         common.KERNEL,
         common.STRIDE,
         common.REPEATS,

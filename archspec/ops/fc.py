@@ -84,7 +84,12 @@ LAYER = LayerKind(
     (
         common.NAME,
         common.FROM,
-        Field("c", "channels", "Output features (usually `num_classes`).", required=True),
+        Field(
+            "c",
+            "channels",
+            "Output features (usually `num_classes`). " + common.CHANNELS_DOC,
+            required=True,
+        ),
         Field("bias", "bool", "Add a bias.", default=True),
         Field("act", "choice", "Activation.", default="linear", choices=common.ACT.choices),
         Field("scale", "choice", common.SCALE.doc, default="none", choices=common.SCALE.choices),
