@@ -14,6 +14,7 @@ from types import MappingProxyType
 from typing import Any
 
 from archspec import expr
+from archspec.compose import compose, inner_ref_problem
 from archspec.errors import Location, SpecError
 from archspec.names import SPEC_NAME, identifier_problem, module_name_problem
 from archspec.ops import LAYER_KINDS
@@ -272,6 +273,11 @@ def _check_name(node: Node, path: str, reference: bool = False) -> str:
         raise SpecError(f"found {_found(v)}; expected a row name", node.loc, path)
     if reference and v == "input":
         return v
+    if reference and "." in v:  # `<block>.<part>`: a tensor inside a block (docs/spec_language.md)
+        problem = inner_ref_problem(v)
+        if problem:
+            raise SpecError(f"{v!r} cannot be a reference: {problem}", node.loc, path)
+        return v
     problem = identifier_problem(v)
     if problem:
         raise SpecError(f"{v!r} cannot be a name: {problem}", node.loc, path)
@@ -361,7 +367,8 @@ def _row(index: int, node: Node) -> Row:
 
 
 def spec_from_node(root: Node) -> Spec:
-    """Validate a located YAML tree into a Spec."""
+    """Validate a located YAML tree into a Spec (after `base:` and `units:` are composed)."""
+    root = compose(root, MAX_ROWS)
     header, locs = _fields(root, HEADER_FIELDS, "", "the spec")
     name = header["name"]
     if not SPEC_NAME.match(name):
