@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 from archspec import expr
+from archspec.compose import MAX_REPEATS
 from archspec.ops import LAYER_KINDS
 from archspec.ops.base import Field
 from archspec.spec import (
@@ -22,6 +23,8 @@ from archspec.spec import (
 )
 
 _NAME = {"type": "string", "pattern": "^[A-Za-z][A-Za-z0-9_]{0,62}$"}
+# A reference: a row name, or `<block>.<part>` for a tensor inside a block (archspec.compose).
+_REF = {"type": "string", "pattern": "^[A-Za-z][A-Za-z0-9_]{0,62}(\\.[A-Za-z][A-Za-z0-9_]{0,62})?$"}
 
 
 def _field_schema(f: Field) -> dict[str, Any]:
@@ -38,10 +41,14 @@ def _field_schema(f: Field) -> dict[str, Any]:
         out = {"type": "boolean"} if f.default is not None else {"type": ["boolean", "null"]}
     elif f.kind == "choice":
         out = {"enum": list(f.choices)}
-    elif f.kind in ("name", "ref"):
+    elif f.kind == "name":
         out = dict(_NAME)
-    elif f.kind in ("names", "refs"):
+    elif f.kind == "ref":
+        out = dict(_REF)
+    elif f.kind == "names":
         out = {"oneOf": [_NAME, {"type": "array", "items": _NAME, "minItems": 1}]}
+    elif f.kind == "refs":
+        out = {"oneOf": [_REF, {"type": "array", "items": _REF, "minItems": 1}]}
     elif f.kind == "channels":
         out = {
             "oneOf": [
@@ -78,6 +85,63 @@ def _object(fields: tuple[Field, ...], extra: dict[str, Any] | None = None) -> d
     return out
 
 
+def _unit_use() -> dict[str, Any]:
+    """A row using a unit: its own keys, plus the unit's parameters (any names)."""
+    refs = {"oneOf": [_REF, {"type": "array", "items": _REF, "minItems": 1}]}
+    return {
+        "type": "object",
+        "title": "unit",
+        "required": ["unit"],
+        "not": {"required": ["op"]},
+        "properties": {
+            "unit": {**_NAME, "description": "The unit to use (a name under `units:`)."},
+            "name": {**_NAME, "description": "Name of the use: its result, and its rows' prefix."},
+            "from": {**refs, "description": "The unit's inputs, in order."},
+            "n": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": MAX_REPEATS,
+                "description": "Repeats, chained: each reads the one before.",
+            },
+        },
+    }
+
+
+def _composition() -> dict[str, Any]:
+    """The header keys of `archspec.compose`: `base`, `trim_after`, `units`."""
+    body_row = {"type": "object", "anyOf": [{"required": ["op"]}, {"required": ["unit"]}]}
+    unit = {
+        "type": "object",
+        "required": ["layers"],
+        "additionalProperties": False,
+        "properties": {
+            "description": {"type": "string"},
+            "params": {
+                "type": "object",
+                "propertyNames": _NAME,
+                "description": "Parameter names and defaults (null: required).",
+            },
+            "inputs": {"oneOf": [_NAME, {"type": "array", "items": _NAME, "minItems": 1}]},
+            "layers": {"type": "array", "minItems": 1, "items": body_row},
+            "output": {**_NAME, "description": "The row whose result is the unit's result."},
+        },
+    }
+    return {
+        "base": {
+            "type": "string",
+            "pattern": "\\.ya?ml$",
+            "description": "A spec file this one extends (relative to this file's folder).",
+        },
+        "trim_after": {**_NAME, "description": "Keep the base's rows up to this row."},
+        "units": {
+            "type": "object",
+            "propertyNames": _NAME,
+            "additionalProperties": unit,
+            "description": "Row groups defined once, used by rows `{unit: NAME, ...}`.",
+        },
+    }
+
+
 def spec_schema() -> dict[str, Any]:
     """JSON Schema (draft 2020-12) for archspec spec files."""
     rows = []
@@ -92,9 +156,12 @@ def spec_schema() -> dict[str, Any]:
     header["properties"]["layers"] = {
         "type": "array",
         "minItems": 1,
-        "items": {"oneOf": rows},
+        "items": {"oneOf": [*rows, _unit_use()]},
         "description": "The rows, in the style of the paper's Table 2.",
     }
+    header["properties"].update(_composition())
+    # With a base, every required header field may come from the base.
+    header["anyOf"] = [{"required": ["base"]}, {"required": header.pop("required")}]
     header["properties"]["name"]["pattern"] = "^[A-Za-z][A-Za-z0-9_.\\-]{0,62}$"
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
