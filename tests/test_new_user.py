@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from archspec.analysis.cost import analyze_cost
+from archspec.analysis.report import render_json, render_text, report_data, table2_rows
 from archspec.errors import SpecError
-from archspec.lower import lower
-from archspec.spec import load_spec_text
+from archspec.lower import lower, make_divisible
+from archspec.spec import load_spec, load_spec_text
+
+ROOT = Path(__file__).resolve().parent.parent
 
 HEAD = "name: net\ninput: {resolution: 32}\nnum_classes: 10\n"
 
@@ -15,6 +21,11 @@ def _error(text: str) -> SpecError:
     with pytest.raises(SpecError) as info:
         lower(load_spec_text(text, "net.yaml"))
     return info.value
+
+
+def _report(text: str, *overrides: str) -> dict:
+    graph = lower(load_spec_text(text, "net.yaml", overrides))
+    return report_data(graph, analyze_cost(graph))
 
 
 def _line(text: str, marker: str) -> int:
@@ -110,3 +121,29 @@ def test_a_count_ignores_scale():
     for scale in ("width", "last_layer", "none"):
         text = DETECTOR.replace("c: 3 * 4,", f"c: 3 * 4, scale: {scale},")
         assert lower(load_spec_text(text)).node("box").shape.c == 12
+
+
+def test_rounding_that_changes_a_written_width_is_reported_per_row():
+    text = DETECTOR.replace("width_multiplier: 0.5\n", "").replace("c: 32, s: 2", "c: 20, s: 2")
+    data = _report(text)
+    rows = {r["name"]: r for r in data["rows"]}
+    assert rows["box"]["rounded_from"] is None  # an expression: exact
+    assert rows["cls"]["c"] == 33 and rows["cls"]["c_written"] == "(num_classes + 1) * 3"
+    assert rows["trunk"]["c"] == make_divisible(20) == 24 and rows["trunk"]["rounded_from"] == 20
+    cells = {r[1]: r for r in table2_rows(data)}
+    assert cells["conv2d (trunk)"][3] == "24 (20 rounded)"
+    assert cells["conv2d (cls)"][3] == "33"
+    text_report = render_text(data)
+    assert "Rounding changed the channels of 1 row (trunk 20 → 24)" in text_report
+    assert '"rounded_from": 20' in render_json(data)
+    # at width 0.5 the scaled value (not the written one) is what rounding changed
+    half = _report(text, "width_multiplier=0.35")
+    trunk = next(r for r in half["rows"] if r["name"] == "trunk")
+    assert trunk["rounded_from"] == 20 * 0.35 and trunk["c"] == 8
+
+
+def test_mobilenet_v2_has_no_rounded_rows():
+    graph = lower(load_spec(str(ROOT / "specs" / "mnv2_1.0.yaml")))
+    data = report_data(graph, analyze_cost(graph))
+    assert all(r["rounded_from"] is None for r in data["rows"])
+    assert "Rounding changed" not in render_text(data)

@@ -13,6 +13,7 @@ from typing import Any
 from archspec.analysis.cost import CostReport
 from archspec.analysis.memory_report import memory_sections
 from archspec.graph import Graph
+from archspec.lower import resolve_channels
 
 TABLE2_FIELDS = ("t", "c", "n", "s")
 
@@ -27,7 +28,7 @@ def _row_entries(graph: Graph, cost: CostReport) -> list[dict[str, Any]]:
         first = graph.node(layers[0].name) if layers else None
         out = graph.node(graph.row_outputs[row.index]).shape
         in_shapes = [graph.node(i).shape.hwc() for i in first.inputs] if first else []
-        c_resolved = out.c
+        count = resolve_channels(graph.spec, row) if "c" in row.fields else None
         entries.append(
             {
                 "row": row.index,
@@ -36,7 +37,9 @@ def _row_entries(graph: Graph, cost: CostReport) -> list[dict[str, Any]]:
                 "op": row.kind,
                 "input_shape": in_shapes[0] if len(in_shapes) == 1 else in_shapes,
                 "t": row.fields.get("t"),
-                "c": c_resolved if "c" in row.fields else None,
+                "c": out.c if count else None,
+                "c_written": count.written if count else None,
+                "rounded_from": count.rounded_from if count else None,
                 "n": row.fields.get("n"),
                 "s": row.fields.get("s"),
                 "output_shape": out.hwc(),
@@ -58,6 +61,7 @@ def report_data(graph: Graph, cost: CostReport, memory: dict[str, Any] | None = 
         "width_multiplier": spec.width_multiplier,
         "resolution": list(spec.resolution),
         "num_classes": spec.num_classes,
+        "rounding": {"divisor": spec.divisor, "min": spec.min_channels},
         "profile": cost.profile,
         "madds": cost.madds,
         "flops": 2 * cost.madds,
@@ -147,13 +151,39 @@ def memory_column(data: dict) -> dict[str, str]:
 TABLE2_HEADERS = ["Input", "Operator", "t", "c", "n", "s", "Output", "MAdds", "Params"]
 
 
+def _number(value: float) -> str:
+    return f"{value:,}" if isinstance(value, int) else f"{value:,.4g}"
+
+
+def _table2_cell(r: dict, key: str) -> str:
+    """A Table 2 cell; a `c` that rounding changed shows the value it was rounded from."""
+    cell = format_cell(r[key])
+    if key == "c" and r.get("rounded_from") is not None:
+        cell += f" ({_number(r['rounded_from'])} rounded)"
+    return cell
+
+
+def rounding_legend(data: dict) -> str | None:
+    """One line explaining the rounded `c` cells of the Table 2 view (None when there are none)."""
+    rounded = [r for r in data["rows"] if r.get("rounded_from") is not None]
+    if not rounded:
+        return None
+    rows = ", ".join(f"{r['name']} {_number(r['rounded_from'])} → {r['c']}" for r in rounded)
+    return (
+        f"Rounding changed the channels of {len(rounded)} row{'s' if len(rounded) > 1 else ''} "
+        f"({rows}): c × width multiplier, rounded to a multiple of {data['rounding']['divisor']} "
+        f"(at least {data['rounding']['min']}). A count (classes, boxes) stays exact when written "
+        "as `num_classes`, an expression of it, or with `scale: none`."
+    )
+
+
 def table2_rows(data: dict) -> list[list[str]]:
     """Cells of the Table-2-shaped view (one row per spec row) and its total row."""
     rows = [
         [
             shape_text(r["input_shape"]),
             f"{r['op']} ({r['spec_name']})" if r.get("spec_name") else r["op"],
-            *(format_cell(r[k]) for k in TABLE2_FIELDS),
+            *(_table2_cell(r, k) for k in TABLE2_FIELDS),
             shape_text(r["output_shape"]),
             format_cell(r["madds"]),
             format_cell(r["params"]),
@@ -206,6 +236,9 @@ def render_text(data: dict, markdown: bool = False) -> str:
     headers = ["Input", "Operator", "t", "c", "n", "s", "Output", "MAdds", "Params"]
     rows = table2_rows(data)
     out.append(_table(headers, rows, markdown))
+    legend = rounding_legend(data)
+    if legend:
+        out += ["", legend]
     out.append("")
     out.append(f"{h2}Layers (one row per graph op)")
     out.append("")
