@@ -17,9 +17,9 @@ ROOT = Path(__file__).resolve().parent.parent
 HEAD = "name: net\ninput: {resolution: 32}\nnum_classes: 10\n"
 
 
-def _error(text: str) -> SpecError:
+def _error(text: str, *overrides: str) -> SpecError:
     with pytest.raises(SpecError) as info:
-        lower(load_spec_text(text, "net.yaml"))
+        lower(load_spec_text(text, "net.yaml", overrides))
     return info.value
 
 
@@ -147,3 +147,37 @@ def test_mobilenet_v2_has_no_rounded_rows():
     data = report_data(graph, analyze_cost(graph))
     assert all(r["rounded_from"] is None for r in data["rows"])
     assert "Rounding changed" not in render_text(data)
+
+
+GROUPED = HEAD + (
+    "layers:\n"
+    "  - {op: conv2d, name: a, c: 90, k: 1}\n"
+    "  - {op: conv2d, name: b, c: 336, k: 1, groups: 3}\n"
+)
+
+
+def test_groups_error_quotes_the_written_input_channels_at_the_groups_field():
+    err = _error(GROUPED)
+    assert err.field == "layers[1].groups" and err.location.line == _line(GROUPED, "name: b")
+    assert (
+        err.location.column
+        == GROUPED.splitlines()[_line(GROUPED, "name: b") - 1].index("groups: 3")
+        + len("groups: ")
+        + 1
+    )
+    assert (
+        f"groups=3 must divide both the input channels ({make_divisible(90)}, rounded from the "
+        "written 90) and the output channels (336)"
+    ) in err.message
+
+
+def test_groups_error_at_c_when_rounding_broke_the_output_channels():
+    text = GROUPED.replace("c: 90", "c: 96").replace("c: 336", "c: 90")
+    err = _error(text)
+    assert err.field == "layers[1].c"
+    assert "the output channels (88, rounded from the written 90)" in err.message
+    assert "`scale: none`" in err.message
+    lower(load_spec_text(text.replace("groups: 3", "groups: 3, scale: none")))
+    # under a width multiplier the message shows the scaled value that was rounded
+    err = _error(GROUPED.replace("c: 90", "c: 180"), "width_multiplier=0.5")
+    assert "input channels (88: the written 180 × width, 90, rounded)" in err.message

@@ -51,7 +51,8 @@ def _infer(attrs: Mapping[str, Any], ins: Sequence[Shape]) -> Shape:
     if x.c % g or attrs["c_out"] % g:
         raise ShapeError(
             f"groups={g} must divide both the input channels ({x.c}) and the output channels "
-            f"({attrs['c_out']})"
+            f"({attrs['c_out']})",
+            "groups",
         )
     if s > 1 and (x.h < s or x.w < s):
         raise ShapeError(
@@ -197,11 +198,43 @@ GRAPH_OP = GraphOp(
 )
 
 
+def _channels_text(c: int, count: Any) -> str:
+    """Channels as the user can find them in the spec: with the written value when rounded."""
+    if count is None or count.value != c or count.rounded_from is None:
+        return str(c)
+    if count.scaled == count.written:
+        return f"{c}, rounded from the written {count.written}"
+    return f"{c}: the written {count.written} × width, {count.rounded_from}, rounded"
+
+
+def _check_groups(ctx: Any, row: Any, src: str, c_out: int) -> None:
+    """groups must divide both channel counts; say what the user wrote and which field to fix."""
+    g = row.fields["groups"]
+    c_in = ctx.shape(src).c
+    if c_in % g == 0 and c_out % g == 0:
+        return
+    in_count = ctx.counts.get(ctx.nodes[src].row)
+    out_count = ctx.counts.get(row.index)
+    field = "groups"
+    hint = None
+    if c_in % g == 0 and out_count is not None and out_count.rounded_from is not None:
+        field = "c"
+        hint = f"write a c that stays a multiple of {g} once rounded, or `scale: none`"
+    ctx.fail(
+        row,
+        field,
+        f"groups={g} must divide both the input channels ({_channels_text(c_in, in_count)}) "
+        f"and the output channels ({_channels_text(c_out, out_count)})"
+        + (f"; {hint}" if hint else ""),
+    )
+
+
 def _lower(ctx: Any, row: Any) -> None:
     f = row.fields
     c_out = ctx.channels(row, f["c"])
     bias = (not f["bn"]) if f["bias"] is None else f["bias"]
     src = ctx.source(row)
+    _check_groups(ctx, row, src, c_out)
     for i in range(f["n"]):
         attrs = common.conv_attrs(
             c_out,
