@@ -90,6 +90,56 @@ def test_state_dict_shapes_match_torchvision_in_order(mnv2, tmp_path: Path) -> N
     assert kinds == [e["key"].rsplit(".", 1)[1] for e in reference["entries"]]
 
 
+def test_torchvision_state_dict_loads_through_the_key_mapping(mnv2, tmp_path: Path) -> None:
+    """A state dict with torchvision's keys and shapes (random values) loads through
+    `from_torchvision_state_dict` and computes what the same values do loaded as canonical
+    archspec weights (paired with torchvision's entries by order, BatchNorm counters aside)."""
+    reference = json.loads(TORCHVISION_SHAPES.read_text())["entries"]
+    rng = np.random.default_rng(11)
+    tv = {}
+    for e in reference:
+        if e["key"].endswith("num_batches_tracked"):
+            tv[e["key"]] = torch.tensor(5, dtype=torch.int64)
+        elif e["key"].endswith("running_var"):
+            tv[e["key"]] = torch.from_numpy(rng.uniform(0.5, 1.5, e["shape"]).astype(np.float32))
+        else:
+            tv[e["key"]] = torch.from_numpy(
+                rng.standard_normal(e["shape"]).astype(np.float32) * 0.1
+            )
+    canonical_keys = list(init_weights(mnv2, 0))
+    values = [v.numpy() for k, v in tv.items() if not k.endswith("num_batches_tracked")]
+    canonical = dict(zip(canonical_keys, values, strict=True))
+    module = _module(mnv2, tmp_path)
+    model = module.Network()
+    result = model.load_state_dict(module.from_torchvision_state_dict(tv), strict=True)
+    assert not result.missing_keys and not result.unexpected_keys
+    model.eval()
+    x = np.random.default_rng(5).standard_normal((2, 3, 224, 224)).astype(np.float32)
+    (ours,) = _run(model, x)
+    (expected,) = _run(module.build_model(canonical), x)
+    np.testing.assert_array_equal(ours, expected)
+    assert len(module.TORCHVISION_MODULES) == 53
+
+
+def test_torchvision_mapping_only_for_its_layout(branching_graph) -> None:
+    text = target.render_module(branching_graph, environment())
+    assert "from_torchvision_state_dict" not in text and "NODE_MODULES" in text
+
+
+def test_block_classes_and_stages(mnv2) -> None:
+    """One class per block kind, the bottleneck rows as Sequential stages, a short forward."""
+    text = target.render_module(mnv2, environment())
+    tree = ast.parse(text)
+    classes = [n.name for n in tree.body if isinstance(n, ast.ClassDef)]
+    assert classes == ["ConvBN", "InvertedResidual", "Network"]
+    assert text.count("nn.Sequential(") == 5
+    network = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Network")
+    forward = next(
+        f for f in network.body if isinstance(f, ast.FunctionDef) and f.name == "forward"
+    )
+    assert len(forward.body) == 12
+
+
 def test_mnv2_matches_numpy_reference(mnv2, tmp_path: Path) -> None:
     weights = init_weights(mnv2, 7)
     model = _module(mnv2, tmp_path).build_model(weights)

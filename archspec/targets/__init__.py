@@ -13,7 +13,7 @@ from typing import Any
 
 from archspec.activations import TARGETS
 from archspec.graph import GNode, Graph
-from archspec.ops import GRAPH_OPS
+from archspec.ops import BLOCK_KINDS, GRAPH_OPS
 from archspec.templating import templates_root
 
 FRAGMENTS: Mapping[str, str] = {
@@ -22,6 +22,9 @@ FRAGMENTS: Mapping[str, str] = {
     "onnx": "onnx/ops/{op}.onnxtxt.j2",
     "c": "c/ops/{op}.c.j2",
 }
+# Fusable block kinds (`archspec.ops.BLOCK_KINDS`) that a target renders as one unit of its own
+# (the PyTorch target: a block class per kind), keyed by block kind like the op fragments.
+BLOCK_FRAGMENTS: Mapping[str, str] = {"pytorch": "pytorch/blocks/{kind}.py.j2"}
 # Ops that no target renders through a fragment: the network input, which each target's model
 # template writes itself.
 UNRENDERED = frozenset({"input"})
@@ -30,6 +33,11 @@ UNRENDERED = frozenset({"input"})
 def fragment(target: str, op: str) -> str:
     """The template path of `op`'s fragment for `target`."""
     return FRAGMENTS[target].format(op=op)
+
+
+def block_fragment(target: str, kind: str) -> str:
+    """The template path of block kind `kind`'s fragment for `target`."""
+    return BLOCK_FRAGMENTS[target].format(kind=kind)
 
 
 def op_context(target: str, graph: Graph, node: GNode) -> dict[str, Any]:
@@ -53,6 +61,11 @@ def missing_pieces() -> list[str]:
                 problems.append(f"op {name!r} has no context for target {target}")
             if not (root / fragment(target, name)).is_file():
                 problems.append(f"op {name!r} has no {target} fragment {fragment(target, name)}")
+    for target in BLOCK_FRAGMENTS:
+        for kind in BLOCK_KINDS:
+            if not (root / block_fragment(target, kind)).is_file():
+                path = block_fragment(target, kind)
+                problems.append(f"block kind {kind!r} has no {target} fragment {path}")
     return problems
 
 

@@ -13,6 +13,7 @@ Only these expression shapes are handled; everything else is an atom (a string l
 
 from __future__ import annotations
 
+import ast
 import textwrap
 from dataclasses import dataclass
 
@@ -167,3 +168,39 @@ def wrap(text: str, indent: str = INDENT) -> str:
 def comment(text: str, indent: str = INDENT) -> str:
     """A comment, wrapped to the line length."""
     return wrap(text, indent + "# ")
+
+
+def parse(text: str) -> Expr:
+    """One Python expression's text as an `Expr`, so that it can be laid out: calls (keyword
+    arguments and non-call functions kept as written), sums, tuple and list displays; anything
+    else is an atom."""
+    tree = ast.parse(text.strip(), mode="eval")
+    return _expr(tree.body, text.strip())
+
+
+def _expr(node: ast.expr, text: str) -> Expr:
+    if isinstance(node, ast.Call) and not any(k.arg is None for k in node.keywords):
+        func = (
+            _expr(node.func, text) if isinstance(node.func, ast.Call) else _source(node.func, text)
+        )
+        args: list[Expr] = [_expr(a, text) for a in node.args]
+        args += [f"{k.arg}={_source(k.value, text)}" for k in node.keywords]
+        return Call(func, tuple(args))
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+        left = _expr(node.left, text)
+        terms = left.terms if isinstance(left, Sum) else (left,)
+        return Sum((*terms, _expr(node.right, text)))
+    if isinstance(node, ast.Tuple | ast.List) and _bracketed(node, text):
+        brackets = "()" if isinstance(node, ast.Tuple) else "[]"
+        return Seq(tuple(_expr(e, text) for e in node.elts), brackets)
+    return _source(node, text)
+
+
+def _bracketed(node: ast.expr, text: str) -> bool:
+    return _source(node, text)[:1] in "([" and bool(node.elts)  # type: ignore[attr-defined]
+
+
+def _source(node: ast.expr, text: str) -> str:
+    segment = ast.get_source_segment(text, node)
+    assert segment is not None
+    return segment

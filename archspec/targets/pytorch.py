@@ -1,18 +1,25 @@
-"""The PyTorch target: one standalone, readable module per spec.
+"""The PyTorch target: one standalone module per spec, laid out as a person would write it.
 
 The module defines `build_model(weights=None)`, which returns a `torch.nn.Module` in eval mode.
-Every conv node becomes a `Conv2d(bias=False)` + `BatchNorm2d` (+ activation) submodule named
-after the node, registered in graph order, so the state dict lines up with torchvision's
-MobileNetV2 tensor for tensor. Input: float32 NCHW; a classifier (fc) output is (N, classes),
+Its `Network` is built from units: a graph node (a conv node is a `ConvBN`: Conv2d, BatchNorm2d,
+activation), or a whole fusable block, rendered as its kind's class (`InvertedResidual`,
+`ShuffleUnit`: the fragment `templates/pytorch/blocks/<kind>.py.j2`). Consecutive units of one
+spec row that form a chain are one `nn.Sequential` stage, named after the row (or `stage<k>`);
+`forward` keeps branching graphs readable (a variable per branch, `x` along a chain). Parameters
+are registered in graph order, so the state dict holds torchvision's MobileNetV2 tensors in
+torchvision's order; `NODE_MODULES` in the module maps the canonical weight keys (`<node>.<weight>`)
+to submodules, and for MobileNetV2-like specs `from_torchvision_state_dict` renames torchvision's
+keys (see docs/pytorch_target.md). Input: float32 NCHW; a classifier (fc) output is (N, classes),
 every other output NCHW; several graph outputs come back as a tuple in `graph.outputs` order.
 
-What the templates get is computed here (padding, channel counts, layouts); the templates in
-`templates/pytorch/` only format it. The weights are not part of the module: `build_model`
-loads the canonical `.npz` the CLI writes next to it.
+What the fragments get is computed here (padding, channel counts, layouts, stages); the
+templates in `templates/pytorch/` only format it, and `archspec.targets.pyformat` lays the
+statements out as `ruff format` would.
 """
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -23,14 +30,27 @@ import numpy as np
 from archspec import __version__
 from archspec.activations import rendering
 from archspec.errors import SpecError
-from archspec.graph import GNode, Graph
+from archspec.graph import Block, GNode, Graph
 from archspec.names import spec_identifier
 from archspec.ops import GRAPH_OPS
-from archspec.targets import fragment, op_context
+from archspec.ops.base import Role
+from archspec.targets import block_fragment, fragment, op_context
 from archspec.targets.common import flat_tensors, reject_options
+from archspec.targets.pyformat import (
+    INDENT,
+    LINE_LENGTH,
+    Seq,
+    assign,
+    comment,
+    fits,
+    lines,
+    noqa,
+    parse,
+    statement,
+)
+from archspec.targets.torchvision_keys import torchvision_modules
+from archspec.templating import py_literal
 
-LINE_LENGTH = 100
-INDENT = "    "
 # Attributes of torch.nn.Module (torch 2.x): a submodule of one of these names would be hidden
 # behind the method (`self.train` stays the method), so such node names are refused.
 # tests/test_target_pytorch.py checks this list against the installed torch.
@@ -108,123 +128,113 @@ def check_names(graph: Graph) -> None:
             )
 
 
-# -- layout: statements split the way `ruff format` splits them -------------------------------
-# The fragments say what a statement is (calls, sums, tuples of names); these helpers only lay it
-# out within LINE_LENGTH, so that the generated module passes `ruff format --check` for ordinary
-# names. A line that still cannot fit (an unbreakable 60-character name) gets a noqa for E501.
+# -- the module's structure: units (a node, or a whole fusable block) and stages ----------------
 
 
 @dataclass(frozen=True)
-class Call:
-    """`func(args)`; `magic` keeps one argument per line with a trailing comma."""
+class Unit:
+    """One submodule of `Network`: a graph node, or a fusable block rendered as its kind's class.
 
-    func: str
-    args: tuple[Expr, ...]
-    magic: bool = False
+    `name` is the node's or the block's name; `inputs` the tensors it reads; `output` the tensor
+    it produces."""
 
-
-@dataclass(frozen=True)
-class Sum:
-    """`a + b + ...`."""
-
-    terms: tuple[Expr, ...]
-
-
-@dataclass(frozen=True)
-class Tup:
-    """A tuple display `(a, b)`."""
-
-    items: tuple[Expr, ...]
+    name: str
+    nodes: tuple[GNode, ...]
+    block: Block | None
+    inputs: tuple[str, ...]
+    output: str
+    row: int
 
 
-Expr = str | Call | Sum | Tup
+@dataclass
+class Item:
+    """One attribute of `Network` and one statement of its `forward`: a unit, or a chain of
+    consecutive units of one row held in an `nn.Sequential` stage."""
+
+    attr: str
+    units: list[Unit]
+
+    @property
+    def output(self) -> str:
+        return self.units[-1].output
 
 
-def _flat(e: Expr) -> str:
-    if isinstance(e, Call):
-        return f"{e.func}({', '.join(_flat(a) for a in e.args)})"
-    if isinstance(e, Sum):
-        return " + ".join(_flat(t) for t in e.terms)
-    if isinstance(e, Tup):
-        return "(" + ", ".join(_flat(i) for i in e.items) + ("," if len(e.items) == 1 else "") + ")"
-    return e
+def _self_contained(graph: Graph, block: Block) -> bool:
+    """Whether nothing outside the block reads its inner tensors (so it can be one submodule)."""
+    inner = set(block.nodes) - {block.output}
+    if inner & set(graph.outputs):
+        return False
+    return all(set(graph.consumers(n)) <= set(block.nodes) for n in inner)
 
 
-def _fits(line: str) -> bool:
-    return len(line) <= LINE_LENGTH
+def units(graph: Graph) -> list[Unit]:
+    """The graph's nodes in order, each fusable block (whose inner tensors only it reads) taken
+    as one unit."""
+    out: list[Unit] = []
+    seen: set[str] = set()
+    for node in graph.ops():
+        block = graph.block_of(node.name)
+        if block is not None and _self_contained(graph, block):
+            if block.name not in seen:
+                seen.add(block.name)
+                members = tuple(graph.node(n) for n in block.nodes)
+                out.append(Unit(block.name, members, block, (block.input,), block.output, node.row))
+            continue
+        out.append(Unit(node.name, (node,), None, node.inputs, node.name, node.row))
+    return out
 
 
-def _lines(e: Expr, indent: int, prefix: str = "", suffix: str = "") -> list[str]:
-    """`e` as lines at `indent`, the first starting with `prefix`, the last ending in `suffix`."""
-    pad = INDENT * indent
-    one = f"{pad}{prefix}{_flat(e)}{suffix}"
-    if _fits(one) and not (isinstance(e, Call) and e.magic):
-        return [one]
-    if isinstance(e, Call):
-        return [f"{pad}{prefix}{e.func}(", *_args(e, indent + 1), f"{pad}){suffix}"]
-    if isinstance(e, Tup):
-        body = [line for i in e.items for line in _lines(i, indent + 1, suffix=",")]
-        return [f"{pad}{prefix}(", *body, f"{pad}){suffix}"]
-    if isinstance(e, Sum):  # inside brackets: one term per line, operators first
-        last = len(e.terms) - 1
-        out: list[str] = []
-        for i, term in enumerate(e.terms):
-            out += _lines(term, indent, prefix if i == 0 else "+ ", suffix if i == last else "")
-        return out
-    return [one]
+def _has_module(unit: Unit, modules: Mapping[str, str]) -> bool:
+    return unit.block is not None or bool(modules[unit.name])
 
 
-def _args(call: Call, indent: int) -> list[str]:
-    if not call.magic:
-        joined = INDENT * indent + ", ".join(_flat(a) for a in call.args)
-        if _fits(joined):
-            return [joined]
-        if len(call.args) == 1:
-            return _lines(call.args[0], indent)
-    return [line for a in call.args for line in _lines(a, indent, suffix=",")]
+def _chains(
+    graph: Graph, prev: Unit, unit: Unit, modules: Mapping[str, str], plain: set[str]
+) -> bool:
+    """Whether `unit` continues a Sequential stage after `prev`: same row, both submodules called
+    as is, and `unit` alone reads `prev`'s output, which is nothing else's."""
+    if prev.row != unit.row or unit.inputs != (prev.output,) or prev.output in graph.outputs:
+        return False
+    if not (_has_module(prev, modules) and _has_module(unit, modules)):
+        return False
+    if not {prev.name, unit.name} <= plain:
+        return False
+    return set(graph.consumers(prev.output)) <= {n.name for n in unit.nodes}
 
 
-def _opening(e: Expr) -> str | None:
-    return f"{e.func}(" if isinstance(e, Call) else "(" if isinstance(e, Tup) else None
+def items(graph: Graph, modules: Mapping[str, str], plain: set[str]) -> list[Item]:
+    """Units grouped into stages: runs of chained units of one row become one `nn.Sequential`,
+    named after the row (or `stage<k>`); every other unit is an attribute of its own name."""
+    runs: list[list[Unit]] = []
+    for unit in units(graph):
+        if runs and _chains(graph, runs[-1][-1], unit, modules, plain):
+            runs[-1].append(unit)
+        else:
+            runs.append([unit])
+    taken = set(MODULE_ATTRIBUTES) | {run[0].name for run in runs if len(run) == 1}
+    out = []
+    stage = 0
+    for run in runs:
+        if len(run) == 1:
+            out.append(Item(run[0].name, run))
+            continue
+        stage += 1
+        row = graph.spec.rows[run[0].row].name
+        name = row if row and row not in taken else f"stage{stage}"
+        while name in taken:
+            name += "_"
+        taken.add(name)
+        out.append(Item(name, run))
+    return out
 
 
-def _noqa(lines: list[str]) -> str:
-    return "\n".join(line if _fits(line) else f"{line}  # noqa: E501" for line in lines)
+# -- what the fragments are given -----------------------------------------------------------------
 
 
-def statement(indent: int, head: str, rhs: Expr) -> str:
-    """`head rhs` (head is `x =` or `return`), split like ruff: whole; at the right-hand
-    bracket; or inside added parentheses."""
-    pad = INDENT * indent
-    magic = isinstance(rhs, Call) and rhs.magic
-    one = f"{pad}{head} {_flat(rhs)}"
-    if _fits(one) and not magic:
-        return one
-    opening = _opening(rhs)
-    if opening is not None and (magic or _fits(f"{pad}{head} {opening}")):
-        return _noqa(_lines(rhs, indent, f"{head} "))
-    return _noqa([f"{pad}{head} (", *_lines(rhs, indent + 1), f"{pad})"])
-
-
-def layout_helpers() -> dict[str, Any]:
-    """What the templates lay statements out with."""
-    return {
-        "call": lambda func, *args, magic=False: Call(func, tuple(args), magic),
-        "plus": lambda *terms: Sum(tuple(terms)),
-        "tup": lambda *items: Tup(tuple(items)),
-        "assign": lambda indent, lhs, rhs: statement(indent, f"{lhs} =", rhs),
-        "ret": lambda indent, rhs: statement(indent, "return", rhs),
-    }
-
-
-def _docstring_lines(text: str) -> list[str]:
-    """Free text made safe for a docstring (no escapes, no closing quotes), wrapped to width."""
-    import textwrap
-
-    clean = text.replace("\\", "/").replace('"""', "'''").strip()
-    if not clean:
-        return []
-    return textwrap.wrap(" ".join(clean.split()), LINE_LENGTH - 4)
+def _dims(graph: Graph, name: str, flat: frozenset[str]) -> str:
+    """A tensor's shape in the comments of `__init__`: C, or CxHxW."""
+    s = graph.node(name).shape
+    return str(s.c) if name in flat else f"{s.c}x{s.h}x{s.w}"
 
 
 def _shape_text(graph: Graph, name: str, flat: frozenset[str]) -> str:
@@ -234,38 +244,196 @@ def _shape_text(graph: Graph, name: str, flat: frozenset[str]) -> str:
     return f"(N, {shape.c}, {shape.h}, {shape.w})"
 
 
-def _arg(name: str, flat: frozenset[str], want_flat: bool) -> Expr:
-    """The expression that feeds tensor `name` to a consumer in the layout it wants."""
+def _arg(var: str, name: str, flat: frozenset[str], want_flat: bool) -> str:
+    """The expression that feeds tensor `name` (held in `var`) to a consumer in its layout."""
     if want_flat and name not in flat:
-        return Call("torch.flatten", (name, "1"))
+        return f"torch.flatten({var}, 1)"
     if not want_flat and name in flat:
-        return f"{name}[:, :, None, None]"
-    return name
+        return f"{var}[:, :, None, None]"
+    return var
 
 
-def _node_context(graph: Graph, node: GNode, flat: frozenset[str]) -> dict[str, Any]:
+def act_class(act: str) -> str | None:
+    """The activation's module class (the activation table's module expression, uncalled)."""
+    module = rendering(act, "pytorch")["module"]
+    return module.split("(", 1)[0] if module else None
+
+
+def node_context(graph: Graph, node: GNode) -> dict[str, Any]:
     """Everything a fragment needs about one node, as plain values: the node's attributes, what
     its op's module says the PyTorch target needs, and the activation's rendering."""
     act = rendering(node.attrs.get("act", "linear"), "pytorch")
-    want_flat = GRAPH_OPS[node.op].layout == "flat" or node.name in flat
     return {
         **node.attrs,
         **op_context("pytorch", graph, node),
         "name": node.name,
         "op": node.op,
-        "args": [_arg(i, flat, want_flat) for i in node.inputs],
         "shape": node.shape,
         "act": node.attrs.get("act", "linear"),
-        "act_module": act["module"] or "nn.Identity()",
+        "act_class": act_class(node.attrs.get("act", "linear")),
         "act_function": act["function"],
+        "eps": graph.spec.bn_eps,
     }
 
 
-def module_context(graph: Graph, source: str = "") -> dict[str, Any]:
+def block_context(graph: Graph, unit: Unit) -> dict[str, Any]:
+    """What a block fragment needs about one block: its members' node contexts by role."""
+    assert unit.block is not None
+    members = unit.block.members(graph)
+    return {
+        "name": unit.name,
+        "c_in": graph.node(unit.block.input).shape.c,
+        "c_out": graph.node(unit.output).shape.c,
+        "block": unit.block,
+        "members": {str(role): node_context(graph, n) for role, n in members.items()},
+        "eps": graph.spec.bn_eps,
+    }
+
+
+# -- rendering ------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Fragments:
+    """The op and block fragments of one rendering, as Jinja template modules."""
+
+    env: jinja2.Environment
+    ops: dict[str, Any]
+    blocks: dict[str, Any]
+
+    def op(self, name: str) -> Any:
+        if name not in self.ops:
+            self.ops[name] = self.env.get_template(fragment("pytorch", name)).module
+        return self.ops[name]
+
+    def block(self, kind: str) -> Any:
+        if kind not in self.blocks:
+            self.blocks[kind] = self.env.get_template(block_fragment("pytorch", kind)).module
+        return self.blocks[kind]
+
+
+def _text(macro: Any, *args: Any) -> str:
+    return " ".join(str(macro(*args)).split())
+
+
+def _unit_module(frags: _Fragments, graph: Graph, unit: Unit) -> str:
+    if unit.block is not None:
+        return _text(frags.block(unit.block.kind).module, block_context(graph, unit))
+    node = unit.nodes[0]
+    return _text(frags.op(node.op).module, node_context(graph, node))
+
+
+def _unit_comment(frags: _Fragments, graph: Graph, unit: Unit, flat: frozenset[str]) -> str:
+    """`name: in -> out`, and for a block every member's output on the way."""
+    text = f"{unit.name}: {_dims(graph, unit.inputs[0], flat) if unit.inputs else ''}"
+    if unit.block is not None:
+        steps = []
+        for n in unit.nodes:
+            dims = _dims(graph, n.name, flat)
+            same = n.inputs and _dims(graph, n.inputs[-1], flat) == dims
+            residual = n.role == Role.RESIDUAL and n.op == "add" and same
+            steps.append("(+ input)" if residual else f"{n.role} {dims}")
+        return f"{text} -> {' -> '.join(steps)}"
+    return f"{text} -> {_dims(graph, unit.output, flat)}"
+
+
+def _init(frags: _Fragments, graph: Graph, item: Item, flat: frozenset[str]) -> list[str]:
+    """The lines of `__init__` that build one item (comment lines, then the assignment)."""
+    target = f"self.{item.attr}"
+    if len(item.units) == 1:
+        unit = item.units[0]
+        ctor = _unit_module(frags, graph, unit)
+        if not ctor:
+            return []
+        return [
+            comment(_unit_comment(frags, graph, unit, flat), INDENT * 2),
+            assign(2, target, parse(ctor)),
+        ]
+    body = []
+    for unit in item.units:
+        body.append(comment(_unit_comment(frags, graph, unit, flat), INDENT * 3))
+        body.append(noqa(lines(parse(_unit_module(frags, graph, unit)), 3, suffix=",")))
+    return [f"{INDENT * 2}{target} = nn.Sequential(", *body, f"{INDENT * 2})"]
+
+
+def _forward(
+    frags: _Fragments, graph: Graph, items_: list[Item], flat: frozenset[str]
+) -> list[str]:
+    """`forward`'s statements: each item's output in a variable named after its tensor, or in
+    `x` when the very next statement alone reads it."""
+    var = {graph.input.name: graph.input.name}
+    out = []
+    for i, item in enumerate(items_):
+        first = item.units[0]
+        node = first.nodes[0]
+        want_flat = GRAPH_OPS[node.op].layout == "flat" or node.name in flat
+        args = [_arg(var[t], t, flat, want_flat) for t in first.inputs]
+        call = f"self.{item.attr}({', '.join(args)})"
+        expr = call
+        if len(item.units) == 1 and first.block is None:
+            ctx = {**node_context(graph, node), "args": args, "call": call}
+            expr = _text(frags.op(node.op).forward, ctx) or call
+        following = items_[i + 1] if i + 1 < len(items_) else None
+        readers = set(graph.consumers(item.output))
+        alone = following is not None and readers <= {
+            n.name for u in following.units for n in u.nodes
+        }
+        target = "x" if alone and item.output not in graph.outputs else item.output
+        var[item.output] = target
+        text = assign(2, target, parse(expr))
+        shape = f"  # {_shape_text(graph, item.output, flat)}"
+        if "\n" not in text and fits(text + shape):
+            out.append(text + shape)
+        else:
+            out += [f"{INDENT * 2}# {item.output}: {_shape_text(graph, item.output, flat)}", text]
+    outputs = [var[o] for o in graph.outputs]
+    out.append(statement(2, "return", Seq(tuple(outputs)) if len(outputs) > 1 else outputs[0]))
+    return out
+
+
+def _plain(frags: _Fragments, graph: Graph) -> set[str]:
+    """Units whose forward is their submodule called as is (they may sit in a Sequential)."""
+    plain = set()
+    for unit in units(graph):
+        if unit.block is not None:
+            plain.add(unit.name)
+            continue
+        node = unit.nodes[0]
+        ctx = {**node_context(graph, node), "args": ["x"], "call": "self.m(x)"}
+        if not _text(frags.op(node.op).forward, ctx) and GRAPH_OPS[node.op].layout != "flat":
+            plain.add(unit.name)
+    return plain
+
+
+def _paths(graph: Graph, frags: _Fragments, items_: list[Item]) -> dict[str, str]:
+    """Node -> the dotted path of its submodule, for every node with weights."""
+    paths = {}
+    for item in items_:
+        for i, unit in enumerate(item.units):
+            base = item.attr if len(item.units) == 1 else f"{item.attr}.{i}"
+            for node in unit.nodes:
+                if not graph.weights(node):
+                    continue
+                if unit.block is None:
+                    paths[node.name] = base
+                else:
+                    attrs = frags.block(unit.block.kind).ATTRIBUTES
+                    paths[node.name] = f"{base}.{attrs[str(node.role)]}"
+    return paths
+
+
+def module_context(graph: Graph, env: jinja2.Environment, source: str = "") -> dict[str, Any]:
     """The context of `templates/pytorch/module.py.j2`."""
+    frags = _Fragments(env, {}, {})
     flat = flat_tensors(graph)
+    modules = {u.name: _unit_module(frags, graph, u) for u in units(graph)}
+    items_ = items(graph, modules, _plain(frags, graph))
+    paths = _paths(graph, frags, items_)
     inp = graph.input.shape
     outputs = list(graph.outputs)
+    kinds = sorted({u.block.kind for it in items_ for u in it.units if u.block is not None})
+    init = [line for item in items_ for line in _init(frags, graph, item, flat)]
+    tv = torchvision_modules(graph, paths)
     return {
         "version": __version__,
         "spec_name": graph.name,
@@ -273,22 +441,44 @@ def module_context(graph: Graph, source: str = "") -> dict[str, Any]:
         "description": _docstring_lines(graph.spec.description),
         "input_shape": (inp.c, inp.h, inp.w),
         "outputs": outputs,
-        "outputs_quoted": [f'"{o}"' for o in outputs],
+        "outputs_line": assign(0, "OUTPUTS", Seq(tuple(f'"{o}"' for o in outputs))),
         "output_shapes": [(o, _shape_text(graph, o, flat)) for o in outputs],
-        "nodes": [_node_context(graph, n, flat) for n in graph.ops()],
-        "ops": sorted({n.op for n in graph.ops()}),
-        **layout_helpers(),
+        "conv": any(n.op == "conv2d" for n in graph.ops()),
+        "eps": py_literal(graph.spec.bn_eps),
+        "blocks": [
+            str(frags.block(k).define(py_literal(graph.spec.bn_eps))).strip("\n") for k in kinds
+        ],
+        "init": "\n".join(init),
+        "forward": "\n".join(_forward(frags, graph, items_, flat)),
+        "node_modules": _table("NODE_MODULES", [(f'"{k}"', f'"{v}"') for k, v in paths.items()]),
+        "torchvision": _table(
+            "TORCHVISION_MODULES",
+            [(f'"{n}"', f'("{c}", {py_literal(b)})') for n, c, b in tv],
+        )
+        if tv
+        else None,
     }
+
+
+def _table(name: str, pairs: list[tuple[str, str]]) -> str:
+    """`NAME = {key: value, ...}` laid out like ruff (one entry a line when it does not fit)."""
+    one = f"{name} = {{{', '.join(f'{k}: {v}' for k, v in pairs)}}}"
+    if fits(one):
+        return one
+    return "\n".join([f"{name} = {{", *(noqa([f"{INDENT}{k}: {v},"]) for k, v in pairs), "}"])
+
+
+def _docstring_lines(text: str) -> list[str]:
+    """Free text made safe for a docstring (no escapes, no closing quotes), wrapped to width."""
+    clean = text.replace("\\", "/").replace('"""', "'''").strip()
+    if not clean:
+        return []
+    return textwrap.wrap(" ".join(clean.split()), LINE_LENGTH - 4)
 
 
 def render_module(graph: Graph, env: jinja2.Environment) -> str:
     """The generated Python module's text."""
-    ctx = module_context(graph)
-    ctx["fragments"] = {
-        op: env.get_template(fragment("pytorch", op)).make_module(layout_helpers())
-        for op in ctx["ops"]
-    }
-    return env.get_template("pytorch/module.py.j2").render(ctx)
+    return env.get_template("pytorch/module.py.j2").render(module_context(graph, env))
 
 
 def render(

@@ -8,8 +8,9 @@ Output:
 
 `build_model(weights)` returns the network in eval mode (BatchNorm uses its running statistics);
 call `.train()` on it to train. `weights` is None (PyTorch's default initialisation), the path of
-an archspec weights file (`.npz`, arrays keyed `<node>.<weight>`) or a mapping of such arrays.
-"""
+an archspec weights file (`.npz`, arrays keyed `<node>.<weight>`; NODE_MODULES says where each
+node lives) or a mapping of such arrays. `from_torchvision_state_dict` renames a state dict
+of torchvision's `mobilenet_v2` to this module's keys."""
 
 from __future__ import annotations
 
@@ -23,7 +24,198 @@ from torch import nn
 INPUT_SHAPE = (3, 224, 224)
 OUTPUTS = ("classifier",)
 
-# Canonical weight name -> attribute path inside the node's submodule.
+
+class ConvBN(nn.Sequential):
+    """Conv2d, then BatchNorm2d (unless `bn` is False), then `act` (unless None)."""
+
+    def __init__(
+        self,
+        c_in: int,
+        c_out: int,
+        k: int,
+        stride: int = 1,
+        padding: int = 0,
+        dilation: int = 1,
+        groups: int = 1,
+        bias: bool = False,
+        bn: bool = True,
+        act: type[nn.Module] | None = None,
+    ) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(c_in, c_out, k, stride, padding, dilation, groups, bias)
+        if bn:
+            self.bn = nn.BatchNorm2d(c_out, eps=1e-05)
+        if act is not None:
+            self.act = act()
+
+
+class InvertedResidual(nn.Module):
+    """Inverted residual (one repeat of a bottleneck row): a 1x1 expansion to `hidden` channels
+    (none when `expand` is False, i.e. t = 1), a k x k depthwise conv with `stride` and
+    `dilation`, both followed by `act`; a linear 1x1 projection; plus the input when `residual`.
+    Every conv is followed by BatchNorm."""
+
+    def __init__(
+        self,
+        c_in: int,
+        hidden: int,
+        c_out: int,
+        k: int = 3,
+        stride: int = 1,
+        dilation: int = 1,
+        expand: bool = True,
+        residual: bool = False,
+        act: type[nn.Module] | None = nn.ReLU6,
+    ) -> None:
+        super().__init__()
+        self.expand = ConvBN(c_in, hidden, 1, act=act) if expand else nn.Identity()
+        padding = dilation * (k - 1) // 2
+        self.dw = ConvBN(hidden, hidden, k, stride, padding, dilation, groups=hidden, act=act)
+        self.project = ConvBN(hidden, c_out, 1)
+        self.residual = residual
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.project(self.dw(self.expand(x)))
+        return x + y if self.residual else y
+
+
+class Network(nn.Module):
+    """mobilenet_v2_1.0_224; comments give shapes as channels x height x width."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        # stem: 3x224x224 -> 32x112x112
+        self.stem = ConvBN(3, 32, 3, stride=2, padding=1, act=nn.ReLU6)
+        # block0: 32x112x112 -> dwise 32x112x112 -> project 16x112x112
+        self.block0 = InvertedResidual(32, 32, 16, expand=False)
+        self.stage1 = nn.Sequential(
+            # block1: 16x112x112 -> expand 96x112x112 -> dwise 96x56x56 -> project 24x56x56
+            InvertedResidual(16, 96, 24, stride=2),
+            # block2: 24x56x56 -> expand 144x56x56 -> dwise 144x56x56 -> project 24x56x56 -> (+
+            # input)
+            InvertedResidual(24, 144, 24, residual=True),
+        )
+        self.stage2 = nn.Sequential(
+            # block3: 24x56x56 -> expand 144x56x56 -> dwise 144x28x28 -> project 32x28x28
+            InvertedResidual(24, 144, 32, stride=2),
+            # block4: 32x28x28 -> expand 192x28x28 -> dwise 192x28x28 -> project 32x28x28 -> (+
+            # input)
+            InvertedResidual(32, 192, 32, residual=True),
+            # block5: 32x28x28 -> expand 192x28x28 -> dwise 192x28x28 -> project 32x28x28 -> (+
+            # input)
+            InvertedResidual(32, 192, 32, residual=True),
+        )
+        self.stage3 = nn.Sequential(
+            # block6: 32x28x28 -> expand 192x28x28 -> dwise 192x14x14 -> project 64x14x14
+            InvertedResidual(32, 192, 64, stride=2),
+            # block7: 64x14x14 -> expand 384x14x14 -> dwise 384x14x14 -> project 64x14x14 -> (+
+            # input)
+            InvertedResidual(64, 384, 64, residual=True),
+            # block8: 64x14x14 -> expand 384x14x14 -> dwise 384x14x14 -> project 64x14x14 -> (+
+            # input)
+            InvertedResidual(64, 384, 64, residual=True),
+            # block9: 64x14x14 -> expand 384x14x14 -> dwise 384x14x14 -> project 64x14x14 -> (+
+            # input)
+            InvertedResidual(64, 384, 64, residual=True),
+        )
+        self.stage4 = nn.Sequential(
+            # block10: 64x14x14 -> expand 384x14x14 -> dwise 384x14x14 -> project 96x14x14
+            InvertedResidual(64, 384, 96),
+            # block11: 96x14x14 -> expand 576x14x14 -> dwise 576x14x14 -> project 96x14x14 -> (+
+            # input)
+            InvertedResidual(96, 576, 96, residual=True),
+            # block12: 96x14x14 -> expand 576x14x14 -> dwise 576x14x14 -> project 96x14x14 -> (+
+            # input)
+            InvertedResidual(96, 576, 96, residual=True),
+        )
+        self.stage5 = nn.Sequential(
+            # block13: 96x14x14 -> expand 576x14x14 -> dwise 576x7x7 -> project 160x7x7
+            InvertedResidual(96, 576, 160, stride=2),
+            # block14: 160x7x7 -> expand 960x7x7 -> dwise 960x7x7 -> project 160x7x7 -> (+ input)
+            InvertedResidual(160, 960, 160, residual=True),
+            # block15: 160x7x7 -> expand 960x7x7 -> dwise 960x7x7 -> project 160x7x7 -> (+ input)
+            InvertedResidual(160, 960, 160, residual=True),
+        )
+        # block16: 160x7x7 -> expand 960x7x7 -> dwise 960x7x7 -> project 320x7x7
+        self.block16 = InvertedResidual(160, 960, 320)
+        # last_conv: 320x7x7 -> 1280x7x7
+        self.last_conv = ConvBN(320, 1280, 1, act=nn.ReLU6)
+        # pool: 1280x7x7 -> 1280x1x1
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        # classifier: 1280x1x1 -> 1000
+        self.classifier = nn.Linear(1280, 1000)
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        x = self.stem(input)  # (N, 32, 112, 112)
+        x = self.block0(x)  # (N, 16, 112, 112)
+        x = self.stage1(x)  # (N, 24, 56, 56)
+        x = self.stage2(x)  # (N, 32, 28, 28)
+        x = self.stage3(x)  # (N, 64, 14, 14)
+        x = self.stage4(x)  # (N, 96, 14, 14)
+        x = self.stage5(x)  # (N, 160, 7, 7)
+        x = self.block16(x)  # (N, 320, 7, 7)
+        x = self.last_conv(x)  # (N, 1280, 7, 7)
+        x = self.pool(x)  # (N, 1280, 1, 1)
+        classifier = self.classifier(torch.flatten(x, 1))  # (N, 1000)
+        return classifier
+
+
+# Canonical weights (`<node>.<weight>`, as in weights.npz) -> the node's submodule.
+NODE_MODULES = {
+    "stem": "stem",
+    "block0_dw": "block0.dw",
+    "block0_project": "block0.project",
+    "block1_expand": "stage1.0.expand",
+    "block1_dw": "stage1.0.dw",
+    "block1_project": "stage1.0.project",
+    "block2_expand": "stage1.1.expand",
+    "block2_dw": "stage1.1.dw",
+    "block2_project": "stage1.1.project",
+    "block3_expand": "stage2.0.expand",
+    "block3_dw": "stage2.0.dw",
+    "block3_project": "stage2.0.project",
+    "block4_expand": "stage2.1.expand",
+    "block4_dw": "stage2.1.dw",
+    "block4_project": "stage2.1.project",
+    "block5_expand": "stage2.2.expand",
+    "block5_dw": "stage2.2.dw",
+    "block5_project": "stage2.2.project",
+    "block6_expand": "stage3.0.expand",
+    "block6_dw": "stage3.0.dw",
+    "block6_project": "stage3.0.project",
+    "block7_expand": "stage3.1.expand",
+    "block7_dw": "stage3.1.dw",
+    "block7_project": "stage3.1.project",
+    "block8_expand": "stage3.2.expand",
+    "block8_dw": "stage3.2.dw",
+    "block8_project": "stage3.2.project",
+    "block9_expand": "stage3.3.expand",
+    "block9_dw": "stage3.3.dw",
+    "block9_project": "stage3.3.project",
+    "block10_expand": "stage4.0.expand",
+    "block10_dw": "stage4.0.dw",
+    "block10_project": "stage4.0.project",
+    "block11_expand": "stage4.1.expand",
+    "block11_dw": "stage4.1.dw",
+    "block11_project": "stage4.1.project",
+    "block12_expand": "stage4.2.expand",
+    "block12_dw": "stage4.2.dw",
+    "block12_project": "stage4.2.project",
+    "block13_expand": "stage5.0.expand",
+    "block13_dw": "stage5.0.dw",
+    "block13_project": "stage5.0.project",
+    "block14_expand": "stage5.1.expand",
+    "block14_dw": "stage5.1.dw",
+    "block14_project": "stage5.1.project",
+    "block15_expand": "stage5.2.expand",
+    "block15_dw": "stage5.2.dw",
+    "block15_project": "stage5.2.project",
+    "block16_expand": "block16.expand",
+    "block16_dw": "block16.dw",
+    "block16_project": "block16.project",
+    "last_conv": "last_conv",
+    "classifier": "classifier",
+}
 _CONV_KEYS = {
     "weight": "conv.weight",
     "bias": "conv.bias",
@@ -33,353 +225,6 @@ _CONV_KEYS = {
     "bn_var": "bn.running_var",
 }
 _LINEAR_KEYS = {"weight": "weight", "bias": "bias"}
-
-
-class _ConvBN(nn.Sequential):
-    """Convolution, then BatchNorm (when the spec has one), then the activation."""
-
-    def __init__(self, conv: nn.Conv2d, bn: nn.BatchNorm2d | None, act: nn.Module) -> None:
-        super().__init__()
-        self.conv = conv
-        if bn is not None:
-            self.bn = bn
-        self.act = act
-
-
-class Network(nn.Module):
-    """mobilenet_v2_1.0_224; submodules are named after the spec's graph nodes."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.stem = _ConvBN(
-            nn.Conv2d(3, 32, 3, stride=2, padding=1, bias=False),
-            nn.BatchNorm2d(32, eps=1e-05),
-            nn.ReLU6(inplace=True),
-        )
-        self.block0_dw = _ConvBN(
-            nn.Conv2d(32, 32, 3, padding=1, groups=32, bias=False),
-            nn.BatchNorm2d(32, eps=1e-05),
-            nn.ReLU6(inplace=True),
-        )
-        self.block0_project = _ConvBN(
-            nn.Conv2d(32, 16, 1, bias=False),
-            nn.BatchNorm2d(16, eps=1e-05),
-            nn.Identity(),
-        )
-        self.block1_expand = _ConvBN(
-            nn.Conv2d(16, 96, 1, bias=False),
-            nn.BatchNorm2d(96, eps=1e-05),
-            nn.ReLU6(inplace=True),
-        )
-        self.block1_dw = _ConvBN(
-            nn.Conv2d(96, 96, 3, stride=2, padding=1, groups=96, bias=False),
-            nn.BatchNorm2d(96, eps=1e-05),
-            nn.ReLU6(inplace=True),
-        )
-        self.block1_project = _ConvBN(
-            nn.Conv2d(96, 24, 1, bias=False),
-            nn.BatchNorm2d(24, eps=1e-05),
-            nn.Identity(),
-        )
-        self.block2_expand = _ConvBN(
-            nn.Conv2d(24, 144, 1, bias=False),
-            nn.BatchNorm2d(144, eps=1e-05),
-            nn.ReLU6(inplace=True),
-        )
-        self.block2_dw = _ConvBN(
-            nn.Conv2d(144, 144, 3, padding=1, groups=144, bias=False),
-            nn.BatchNorm2d(144, eps=1e-05),
-            nn.ReLU6(inplace=True),
-        )
-        self.block2_project = _ConvBN(
-            nn.Conv2d(144, 24, 1, bias=False),
-            nn.BatchNorm2d(24, eps=1e-05),
-            nn.Identity(),
-        )
-        self.block3_expand = _ConvBN(
-            nn.Conv2d(24, 144, 1, bias=False),
-            nn.BatchNorm2d(144, eps=1e-05),
-            nn.ReLU6(inplace=True),
-        )
-        self.block3_dw = _ConvBN(
-            nn.Conv2d(144, 144, 3, stride=2, padding=1, groups=144, bias=False),
-            nn.BatchNorm2d(144, eps=1e-05),
-            nn.ReLU6(inplace=True),
-        )
-        self.block3_project = _ConvBN(
-            nn.Conv2d(144, 32, 1, bias=False),
-            nn.BatchNorm2d(32, eps=1e-05),
-            nn.Identity(),
-        )
-        self.block4_expand = _ConvBN(
-            nn.Conv2d(32, 192, 1, bias=False),
-            nn.BatchNorm2d(192, eps=1e-05),
-            nn.ReLU6(inplace=True),
-        )
-        self.block4_dw = _ConvBN(
-            nn.Conv2d(192, 192, 3, padding=1, groups=192, bias=False),
-            nn.BatchNorm2d(192, eps=1e-05),
-            nn.ReLU6(inplace=True),
-        )
-        self.block4_project = _ConvBN(
-            nn.Conv2d(192, 32, 1, bias=False),
-            nn.BatchNorm2d(32, eps=1e-05),
-            nn.Identity(),
-        )
-        self.block5_expand = _ConvBN(
-            nn.Conv2d(32, 192, 1, bias=False),
-            nn.BatchNorm2d(192, eps=1e-05),
-            nn.ReLU6(inplace=True),
-        )
-        self.block5_dw = _ConvBN(
-            nn.Conv2d(192, 192, 3, padding=1, groups=192, bias=False),
-            nn.BatchNorm2d(192, eps=1e-05),
-            nn.ReLU6(inplace=True),
-        )
-        self.block5_project = _ConvBN(
-            nn.Conv2d(192, 32, 1, bias=False),
-            nn.BatchNorm2d(32, eps=1e-05),
-            nn.Identity(),
-        )
-        self.block6_expand = _ConvBN(
-            nn.Conv2d(32, 192, 1, bias=False),
-            nn.BatchNorm2d(192, eps=1e-05),
-            nn.ReLU6(inplace=True),
-        )
-        self.block6_dw = _ConvBN(
-            nn.Conv2d(192, 192, 3, stride=2, padding=1, groups=192, bias=False),
-            nn.BatchNorm2d(192, eps=1e-05),
-            nn.ReLU6(inplace=True),
-        )
-        self.block6_project = _ConvBN(
-            nn.Conv2d(192, 64, 1, bias=False),
-            nn.BatchNorm2d(64, eps=1e-05),
-            nn.Identity(),
-        )
-        self.block7_expand = _ConvBN(
-            nn.Conv2d(64, 384, 1, bias=False),
-            nn.BatchNorm2d(384, eps=1e-05),
-            nn.ReLU6(inplace=True),
-        )
-        self.block7_dw = _ConvBN(
-            nn.Conv2d(384, 384, 3, padding=1, groups=384, bias=False),
-            nn.BatchNorm2d(384, eps=1e-05),
-            nn.ReLU6(inplace=True),
-        )
-        self.block7_project = _ConvBN(
-            nn.Conv2d(384, 64, 1, bias=False),
-            nn.BatchNorm2d(64, eps=1e-05),
-            nn.Identity(),
-        )
-        self.block8_expand = _ConvBN(
-            nn.Conv2d(64, 384, 1, bias=False),
-            nn.BatchNorm2d(384, eps=1e-05),
-            nn.ReLU6(inplace=True),
-        )
-        self.block8_dw = _ConvBN(
-            nn.Conv2d(384, 384, 3, padding=1, groups=384, bias=False),
-            nn.BatchNorm2d(384, eps=1e-05),
-            nn.ReLU6(inplace=True),
-        )
-        self.block8_project = _ConvBN(
-            nn.Conv2d(384, 64, 1, bias=False),
-            nn.BatchNorm2d(64, eps=1e-05),
-            nn.Identity(),
-        )
-        self.block9_expand = _ConvBN(
-            nn.Conv2d(64, 384, 1, bias=False),
-            nn.BatchNorm2d(384, eps=1e-05),
-            nn.ReLU6(inplace=True),
-        )
-        self.block9_dw = _ConvBN(
-            nn.Conv2d(384, 384, 3, padding=1, groups=384, bias=False),
-            nn.BatchNorm2d(384, eps=1e-05),
-            nn.ReLU6(inplace=True),
-        )
-        self.block9_project = _ConvBN(
-            nn.Conv2d(384, 64, 1, bias=False),
-            nn.BatchNorm2d(64, eps=1e-05),
-            nn.Identity(),
-        )
-        self.block10_expand = _ConvBN(
-            nn.Conv2d(64, 384, 1, bias=False),
-            nn.BatchNorm2d(384, eps=1e-05),
-            nn.ReLU6(inplace=True),
-        )
-        self.block10_dw = _ConvBN(
-            nn.Conv2d(384, 384, 3, padding=1, groups=384, bias=False),
-            nn.BatchNorm2d(384, eps=1e-05),
-            nn.ReLU6(inplace=True),
-        )
-        self.block10_project = _ConvBN(
-            nn.Conv2d(384, 96, 1, bias=False),
-            nn.BatchNorm2d(96, eps=1e-05),
-            nn.Identity(),
-        )
-        self.block11_expand = _ConvBN(
-            nn.Conv2d(96, 576, 1, bias=False),
-            nn.BatchNorm2d(576, eps=1e-05),
-            nn.ReLU6(inplace=True),
-        )
-        self.block11_dw = _ConvBN(
-            nn.Conv2d(576, 576, 3, padding=1, groups=576, bias=False),
-            nn.BatchNorm2d(576, eps=1e-05),
-            nn.ReLU6(inplace=True),
-        )
-        self.block11_project = _ConvBN(
-            nn.Conv2d(576, 96, 1, bias=False),
-            nn.BatchNorm2d(96, eps=1e-05),
-            nn.Identity(),
-        )
-        self.block12_expand = _ConvBN(
-            nn.Conv2d(96, 576, 1, bias=False),
-            nn.BatchNorm2d(576, eps=1e-05),
-            nn.ReLU6(inplace=True),
-        )
-        self.block12_dw = _ConvBN(
-            nn.Conv2d(576, 576, 3, padding=1, groups=576, bias=False),
-            nn.BatchNorm2d(576, eps=1e-05),
-            nn.ReLU6(inplace=True),
-        )
-        self.block12_project = _ConvBN(
-            nn.Conv2d(576, 96, 1, bias=False),
-            nn.BatchNorm2d(96, eps=1e-05),
-            nn.Identity(),
-        )
-        self.block13_expand = _ConvBN(
-            nn.Conv2d(96, 576, 1, bias=False),
-            nn.BatchNorm2d(576, eps=1e-05),
-            nn.ReLU6(inplace=True),
-        )
-        self.block13_dw = _ConvBN(
-            nn.Conv2d(576, 576, 3, stride=2, padding=1, groups=576, bias=False),
-            nn.BatchNorm2d(576, eps=1e-05),
-            nn.ReLU6(inplace=True),
-        )
-        self.block13_project = _ConvBN(
-            nn.Conv2d(576, 160, 1, bias=False),
-            nn.BatchNorm2d(160, eps=1e-05),
-            nn.Identity(),
-        )
-        self.block14_expand = _ConvBN(
-            nn.Conv2d(160, 960, 1, bias=False),
-            nn.BatchNorm2d(960, eps=1e-05),
-            nn.ReLU6(inplace=True),
-        )
-        self.block14_dw = _ConvBN(
-            nn.Conv2d(960, 960, 3, padding=1, groups=960, bias=False),
-            nn.BatchNorm2d(960, eps=1e-05),
-            nn.ReLU6(inplace=True),
-        )
-        self.block14_project = _ConvBN(
-            nn.Conv2d(960, 160, 1, bias=False),
-            nn.BatchNorm2d(160, eps=1e-05),
-            nn.Identity(),
-        )
-        self.block15_expand = _ConvBN(
-            nn.Conv2d(160, 960, 1, bias=False),
-            nn.BatchNorm2d(960, eps=1e-05),
-            nn.ReLU6(inplace=True),
-        )
-        self.block15_dw = _ConvBN(
-            nn.Conv2d(960, 960, 3, padding=1, groups=960, bias=False),
-            nn.BatchNorm2d(960, eps=1e-05),
-            nn.ReLU6(inplace=True),
-        )
-        self.block15_project = _ConvBN(
-            nn.Conv2d(960, 160, 1, bias=False),
-            nn.BatchNorm2d(160, eps=1e-05),
-            nn.Identity(),
-        )
-        self.block16_expand = _ConvBN(
-            nn.Conv2d(160, 960, 1, bias=False),
-            nn.BatchNorm2d(960, eps=1e-05),
-            nn.ReLU6(inplace=True),
-        )
-        self.block16_dw = _ConvBN(
-            nn.Conv2d(960, 960, 3, padding=1, groups=960, bias=False),
-            nn.BatchNorm2d(960, eps=1e-05),
-            nn.ReLU6(inplace=True),
-        )
-        self.block16_project = _ConvBN(
-            nn.Conv2d(960, 320, 1, bias=False),
-            nn.BatchNorm2d(320, eps=1e-05),
-            nn.Identity(),
-        )
-        self.last_conv = _ConvBN(
-            nn.Conv2d(320, 1280, 1, bias=False),
-            nn.BatchNorm2d(1280, eps=1e-05),
-            nn.ReLU6(inplace=True),
-        )
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Linear(1280, 1000)
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        stem = self.stem(input)
-        block0_dw = self.block0_dw(stem)
-        block0_project = self.block0_project(block0_dw)
-        block1_expand = self.block1_expand(block0_project)
-        block1_dw = self.block1_dw(block1_expand)
-        block1_project = self.block1_project(block1_dw)
-        block2_expand = self.block2_expand(block1_project)
-        block2_dw = self.block2_dw(block2_expand)
-        block2_project = self.block2_project(block2_dw)
-        block2_add = block1_project + block2_project
-        block3_expand = self.block3_expand(block2_add)
-        block3_dw = self.block3_dw(block3_expand)
-        block3_project = self.block3_project(block3_dw)
-        block4_expand = self.block4_expand(block3_project)
-        block4_dw = self.block4_dw(block4_expand)
-        block4_project = self.block4_project(block4_dw)
-        block4_add = block3_project + block4_project
-        block5_expand = self.block5_expand(block4_add)
-        block5_dw = self.block5_dw(block5_expand)
-        block5_project = self.block5_project(block5_dw)
-        block5_add = block4_add + block5_project
-        block6_expand = self.block6_expand(block5_add)
-        block6_dw = self.block6_dw(block6_expand)
-        block6_project = self.block6_project(block6_dw)
-        block7_expand = self.block7_expand(block6_project)
-        block7_dw = self.block7_dw(block7_expand)
-        block7_project = self.block7_project(block7_dw)
-        block7_add = block6_project + block7_project
-        block8_expand = self.block8_expand(block7_add)
-        block8_dw = self.block8_dw(block8_expand)
-        block8_project = self.block8_project(block8_dw)
-        block8_add = block7_add + block8_project
-        block9_expand = self.block9_expand(block8_add)
-        block9_dw = self.block9_dw(block9_expand)
-        block9_project = self.block9_project(block9_dw)
-        block9_add = block8_add + block9_project
-        block10_expand = self.block10_expand(block9_add)
-        block10_dw = self.block10_dw(block10_expand)
-        block10_project = self.block10_project(block10_dw)
-        block11_expand = self.block11_expand(block10_project)
-        block11_dw = self.block11_dw(block11_expand)
-        block11_project = self.block11_project(block11_dw)
-        block11_add = block10_project + block11_project
-        block12_expand = self.block12_expand(block11_add)
-        block12_dw = self.block12_dw(block12_expand)
-        block12_project = self.block12_project(block12_dw)
-        block12_add = block11_add + block12_project
-        block13_expand = self.block13_expand(block12_add)
-        block13_dw = self.block13_dw(block13_expand)
-        block13_project = self.block13_project(block13_dw)
-        block14_expand = self.block14_expand(block13_project)
-        block14_dw = self.block14_dw(block14_expand)
-        block14_project = self.block14_project(block14_dw)
-        block14_add = block13_project + block14_project
-        block15_expand = self.block15_expand(block14_add)
-        block15_dw = self.block15_dw(block15_expand)
-        block15_project = self.block15_project(block15_dw)
-        block15_add = block14_add + block15_project
-        block16_expand = self.block16_expand(block15_add)
-        block16_dw = self.block16_dw(block16_expand)
-        block16_project = self.block16_project(block16_dw)
-        last_conv = self.last_conv(block16_project)
-        pool = self.pool(last_conv)
-        classifier = self.classifier(torch.flatten(pool, 1))
-        return classifier
 
 
 def _arrays(weights: str | PathLike[str] | Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -393,11 +238,12 @@ def _state_dict(model: nn.Module, arrays: Mapping[str, np.ndarray]) -> dict[str,
     """The model's state dict with every canonical array in its place; names what is wrong."""
     state = model.state_dict()
     places = {}  # canonical key -> state dict key
-    for node, module in model.named_children():
+    for node, path in NODE_MODULES.items():
+        module = model.get_submodule(path)
         table = _LINEAR_KEYS if isinstance(module, nn.Linear) else _CONV_KEYS
-        for kind, path in table.items():
-            if f"{node}.{path}" in state:
-                places[f"{node}.{kind}"] = f"{node}.{path}"
+        for kind, key in table.items():
+            if f"{path}.{key}" in state:
+                places[f"{node}.{kind}"] = f"{path}.{key}"
     for key in arrays:
         if key not in places:
             raise KeyError(f"weights: unexpected array {key!r}; the model has no such weight")
@@ -412,6 +258,83 @@ def _state_dict(model: nn.Module, arrays: Mapping[str, np.ndarray]) -> dict[str,
             )
         state[place] = tensor
     return state
+
+
+# torchvision.models.mobilenet_v2's layout: node -> (its conv's module, its BatchNorm's module);
+# the classifier's nn.Linear is `classifier.1`.
+TORCHVISION_MODULES = {
+    "stem": ("features.0.0", "features.0.1"),
+    "block0_dw": ("features.1.conv.0.0", "features.1.conv.0.1"),
+    "block0_project": ("features.1.conv.1", "features.1.conv.2"),
+    "block1_expand": ("features.2.conv.0.0", "features.2.conv.0.1"),
+    "block1_dw": ("features.2.conv.1.0", "features.2.conv.1.1"),
+    "block1_project": ("features.2.conv.2", "features.2.conv.3"),
+    "block2_expand": ("features.3.conv.0.0", "features.3.conv.0.1"),
+    "block2_dw": ("features.3.conv.1.0", "features.3.conv.1.1"),
+    "block2_project": ("features.3.conv.2", "features.3.conv.3"),
+    "block3_expand": ("features.4.conv.0.0", "features.4.conv.0.1"),
+    "block3_dw": ("features.4.conv.1.0", "features.4.conv.1.1"),
+    "block3_project": ("features.4.conv.2", "features.4.conv.3"),
+    "block4_expand": ("features.5.conv.0.0", "features.5.conv.0.1"),
+    "block4_dw": ("features.5.conv.1.0", "features.5.conv.1.1"),
+    "block4_project": ("features.5.conv.2", "features.5.conv.3"),
+    "block5_expand": ("features.6.conv.0.0", "features.6.conv.0.1"),
+    "block5_dw": ("features.6.conv.1.0", "features.6.conv.1.1"),
+    "block5_project": ("features.6.conv.2", "features.6.conv.3"),
+    "block6_expand": ("features.7.conv.0.0", "features.7.conv.0.1"),
+    "block6_dw": ("features.7.conv.1.0", "features.7.conv.1.1"),
+    "block6_project": ("features.7.conv.2", "features.7.conv.3"),
+    "block7_expand": ("features.8.conv.0.0", "features.8.conv.0.1"),
+    "block7_dw": ("features.8.conv.1.0", "features.8.conv.1.1"),
+    "block7_project": ("features.8.conv.2", "features.8.conv.3"),
+    "block8_expand": ("features.9.conv.0.0", "features.9.conv.0.1"),
+    "block8_dw": ("features.9.conv.1.0", "features.9.conv.1.1"),
+    "block8_project": ("features.9.conv.2", "features.9.conv.3"),
+    "block9_expand": ("features.10.conv.0.0", "features.10.conv.0.1"),
+    "block9_dw": ("features.10.conv.1.0", "features.10.conv.1.1"),
+    "block9_project": ("features.10.conv.2", "features.10.conv.3"),
+    "block10_expand": ("features.11.conv.0.0", "features.11.conv.0.1"),
+    "block10_dw": ("features.11.conv.1.0", "features.11.conv.1.1"),
+    "block10_project": ("features.11.conv.2", "features.11.conv.3"),
+    "block11_expand": ("features.12.conv.0.0", "features.12.conv.0.1"),
+    "block11_dw": ("features.12.conv.1.0", "features.12.conv.1.1"),
+    "block11_project": ("features.12.conv.2", "features.12.conv.3"),
+    "block12_expand": ("features.13.conv.0.0", "features.13.conv.0.1"),
+    "block12_dw": ("features.13.conv.1.0", "features.13.conv.1.1"),
+    "block12_project": ("features.13.conv.2", "features.13.conv.3"),
+    "block13_expand": ("features.14.conv.0.0", "features.14.conv.0.1"),
+    "block13_dw": ("features.14.conv.1.0", "features.14.conv.1.1"),
+    "block13_project": ("features.14.conv.2", "features.14.conv.3"),
+    "block14_expand": ("features.15.conv.0.0", "features.15.conv.0.1"),
+    "block14_dw": ("features.15.conv.1.0", "features.15.conv.1.1"),
+    "block14_project": ("features.15.conv.2", "features.15.conv.3"),
+    "block15_expand": ("features.16.conv.0.0", "features.16.conv.0.1"),
+    "block15_dw": ("features.16.conv.1.0", "features.16.conv.1.1"),
+    "block15_project": ("features.16.conv.2", "features.16.conv.3"),
+    "block16_expand": ("features.17.conv.0.0", "features.17.conv.0.1"),
+    "block16_dw": ("features.17.conv.1.0", "features.17.conv.1.1"),
+    "block16_project": ("features.17.conv.2", "features.17.conv.3"),
+    "last_conv": ("features.18.0", "features.18.1"),
+    "classifier": ("classifier.1", None),
+}
+_BN_PARTS = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
+
+
+def from_torchvision_state_dict(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """torchvision's MobileNetV2 state dict with this module's keys (`load_state_dict` takes the
+    result): `<conv>.weight` -> `<node module>.conv.weight`, `<bn>.<part>` -> `<node
+    module>.bn.<part>`, and the Linear's `weight` and `bias`, by TORCHVISION_MODULES."""
+    out = {}
+    for node, (conv, bn) in TORCHVISION_MODULES.items():
+        path = NODE_MODULES[node]
+        if bn is None:
+            out[f"{path}.weight"] = state[f"{conv}.weight"]
+            out[f"{path}.bias"] = state[f"{conv}.bias"]
+            continue
+        out[f"{path}.conv.weight"] = state[f"{conv}.weight"]
+        for part in _BN_PARTS:
+            out[f"{path}.bn.{part}"] = state[f"{bn}.{part}"]
+    return out
 
 
 def build_model(weights: str | PathLike[str] | Mapping[str, np.ndarray] | None = None) -> Network:
