@@ -10,6 +10,8 @@ from archspec.analysis.cost import analyze_cost
 from archspec.analysis.report import render_json, render_text, report_data, table2_rows
 from archspec.errors import SpecError
 from archspec.lower import lower, make_divisible
+from archspec.ops import GRAPH_OPS, LAYER_KINDS
+from archspec.ops.base import no_weights
 from archspec.spec import load_spec, load_spec_text
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -181,3 +183,65 @@ def test_groups_error_at_c_when_rounding_broke_the_output_channels():
     # under a width multiplier the message shows the scaled value that was rounded
     err = _error(GROUPED.replace("c: 90", "c: 180"), "width_multiplier=0.5")
     assert "input channels (88: the written 180 × width, 90, rounded)" in err.message
+
+
+# The bias of every conv/fc node a row kind lowers to, as a function of the row's `bn` (None for
+# kinds without a `bn` field); every registered row kind must be listed (kinds without weights
+# map to no nodes).
+BIAS_RULES = {
+    "conv2d": ("{op: conv2d, c: 24}", lambda bn: [not bn]),
+    "dwconv": ("{op: dwconv}", lambda bn: [False]),
+    "sepconv": ("{op: sepconv, c: 24}", lambda bn: [False, not bn]),
+    "bottleneck": ("{op: bottleneck, t: 2, c: 24}", lambda bn: [False, False, False]),
+    "shuffle_unit": (
+        "{op: shuffle_unit, c: 48, s: 2, groups: 3}",
+        lambda bn: [False, False, False],
+    ),
+    "fc": ("{op: avgpool, global: true}\n  - {op: fc, c: 10}", lambda bn: [True]),
+    "avgpool": ("{op: avgpool, k: 3}", lambda bn: []),
+    "maxpool": ("{op: maxpool, k: 3}", lambda bn: []),
+    "add": ("{op: add, from: [trunk, other]}", lambda bn: []),
+    "concat": ("{op: concat, from: [trunk, other]}", lambda bn: []),
+    "upsample": ("{op: upsample, factor: 2}", lambda bn: []),
+    "shuffle": ("{op: shuffle, groups: 3}", lambda bn: []),
+    "act": ("{op: act, act: relu}", lambda bn: []),
+}
+
+
+def test_every_row_kind_states_its_bias_rule():
+    assert set(BIAS_RULES) == set(LAYER_KINDS)
+
+
+def _last_row_weights(row: str) -> tuple[list[bool], list[str]]:
+    """The biases of the conv/fc nodes of the last row, and the ops of its other nodes."""
+    text = HEAD + (
+        "layers:\n  - {op: conv2d, name: trunk, c: 24}\n"
+        f"  - {{op: conv2d, name: other, c: 24}}\n  - {row}\n"
+    )
+    graph = lower(load_spec_text(text))
+    last = graph.spec.rows[-1].index
+    nodes = [n for n in graph.nodes if n.row == last]
+    weighted = [n.attrs["bias"] for n in nodes if n.op in ("conv2d", "fc")]
+    return weighted, [n.op for n in nodes if n.op not in ("conv2d", "fc")]
+
+
+@pytest.mark.parametrize(
+    ("kind", "bn"),
+    [
+        (kind, bn)
+        for kind in sorted(BIAS_RULES)
+        for bn in ((True, False) if "bn" in LAYER_KINDS[kind].field_index else (None,))
+    ],
+)
+def test_bias_rule(kind, bn):
+    row, rule = BIAS_RULES[kind]
+    fields = LAYER_KINDS[kind].field_index
+    if bn is not None:
+        row = row[:-1] + f", bn: {str(bn).lower()}}}"
+    biases, others = _last_row_weights(row)
+    assert biases == rule(bn)
+    # the other nodes have no weights at all
+    assert all(GRAPH_OPS[op].weights is no_weights for op in others)
+    if "bias" in fields:  # an explicit `bias:` wins
+        assert _last_row_weights(row[:-1] + ", bias: true}")[0] == [True]
+        assert _last_row_weights(row[:-1] + ", bias: false}")[0] == [False]

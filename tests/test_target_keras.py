@@ -46,7 +46,7 @@ layers:
   - {op: conv2d, name: grouped, c: 12, k: 3, groups: 4, act: linear}
   - {op: conv2d, name: dil_s2, from: grouped, c: 6, k: 3, s: 2, dilation: 2, bias: true}
   - {op: dwconv, name: dw_mult, from: grouped, multiplier: 2, k: 5, s: 2, dilation: 2}
-  - {op: dwconv, name: dw_bias, k: 3, bn: false, act: relu}
+  - {op: dwconv, name: dw_bias, k: 3, bn: false, bias: true, act: relu}
   - {op: avgpool, name: window, k: 2, s: 1}
   - {op: avgpool, name: gpool, global: true}
   - {op: fc, name: hidden, c: 16, act: relu6}

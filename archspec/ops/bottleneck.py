@@ -76,7 +76,8 @@ def _lower(ctx: Any, row: Any) -> None:
 
 LAYER = LayerKind(
     "bottleneck",
-    "Inverted residual block (Table 1): expand ×t, depthwise k×k stride s, linear project.",
+    "Inverted residual block (Table 1): expand ×t, depthwise k×k stride s, linear project; "
+    "each conv has BatchNorm and no bias.",
     (
         common.NAME,
         common.FROM,

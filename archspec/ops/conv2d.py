@@ -265,7 +265,12 @@ LAYER = LayerKind(
         common.DILATION,
         common.ACT,
         common.BN,
-        Field("bias", "bool", "Add a bias (default: only without BatchNorm).", default=None),
+        Field(
+            "bias",
+            "bool",
+            "Add a bias (default: exactly when `bn: false`; with BatchNorm, its β is the bias).",
+            default=None,
+        ),
         common.SCALE,
     ),
     _lower,

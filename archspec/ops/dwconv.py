@@ -10,7 +10,7 @@ from archspec.ops.base import Field, LayerKind
 
 def _lower(ctx: Any, row: Any) -> None:
     f = row.fields
-    bias = (not f["bn"]) if f["bias"] is None else f["bias"]
+    bias = bool(f["bias"])  # see the bias field: none unless asked for
     src = ctx.source(row)
     for i in range(f["n"]):
         c_in = ctx.shape(src).c
@@ -49,7 +49,14 @@ LAYER = LayerKind(
         common.DILATION,
         common.ACT,
         common.BN,
-        Field("bias", "bool", "Add a bias (default: only without BatchNorm).", default=None),
+        Field(
+            "bias",
+            "bool",
+            "Add a bias (default: false, with or without BatchNorm: a depthwise conv without "
+            "BatchNorm is the first half of a separable conv, whose 1x1 conv carries the one "
+            "bias, as in Keras' SeparableConv2D and TF-slim's separable_conv2d).",
+            default=False,
+        ),
     ),
     _lower,
     auto_prefix="dwconv",

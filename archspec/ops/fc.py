@@ -90,7 +90,9 @@ LAYER = LayerKind(
             "Output features (usually `num_classes`). " + common.CHANNELS_DOC,
             required=True,
         ),
-        Field("bias", "bool", "Add a bias.", default=True),
+        Field(
+            "bias", "bool", "Add a bias (default: true; an fc row has no BatchNorm).", default=True
+        ),
         Field("act", "choice", "Activation.", default="linear", choices=common.ACT.choices),
         Field("scale", "choice", common.SCALE.doc, default="none", choices=common.SCALE.choices),
     ),
