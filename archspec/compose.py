@@ -109,7 +109,8 @@ def compose(root: Node, max_rows: int) -> Node:
         return root
     folder = os.path.dirname(root.loc.file) or "."
     tree = spec_tree(folder)
-    items = _with_base(root, tree, ())
+    top = os.path.realpath(root.loc.file)
+    items = _with_base(root, tree, (top,) if os.path.isfile(top) else ())
     units = _parse_units(items.pop("units", None))
     if "layers" in items:
         loc, node = items["layers"]
@@ -266,7 +267,7 @@ def _unit(name: str, key_loc: Location, node: Node) -> Unit:
                 _hint(key, list(UNIT_KEYS)),
             )
     if "layers" not in items:
-        raise SpecError("missing required field 'layers' for a unit", node.loc, f"{path}.layers")
+        raise SpecError("missing required field 'layers' for a unit", key_loc, f"{path}.layers")
     params: dict[str, Node | None] = {}
     if "params" in items:
         given = _items(items["params"][1], "a mapping of parameter names to defaults", path)
@@ -352,11 +353,13 @@ class _Expander:
         self.rows: list[Node] = []
         self.counters: dict[str, int] = {}
         self.used = False
+        self.at: Location | None = None  # the spec row being expanded (where a bomb is reported)
 
     def top(self, rows: list[Node]) -> list[Node]:
         """The expanded rows of the spec's `layers`."""
         last: Node | None = Node("input", Location("<input>"))  # what an unnamed `from` reads
         for i, row in enumerate(rows):
+            self.at = row.loc
             if isinstance(row.value, dict) and "unit" in row.value:
                 name_entry = row.value.get("name")
                 if name_entry is not None:
@@ -380,7 +383,7 @@ class _Expander:
         if len(self.rows) >= self.max_rows:
             raise SpecError(
                 f"the spec expands to more than {self.max_rows} rows",
-                at,
+                self.at or at,
                 hint="units used inside units multiply: check the repeats `n` of the unit rows",
             )
         self.rows.append(row)
@@ -623,7 +626,7 @@ def _param(match: re.Match[str], node: Node, scope: _Scope) -> str:
         raise SpecError(
             f"unknown parameter ${key} in unit {scope.unit.name!r}; its parameters: {expected}",
             _at(node.loc, scope.via),
-            hint=_hint(key, list(scope.unit.params)),
+            hint=_hint(f"${key}", [f"${p}" for p in scope.unit.params]),
         )
     return key
 
