@@ -4,6 +4,7 @@ with the column of the offending token, and nothing ever reaching `eval`."""
 
 from __future__ import annotations
 
+import ast
 import builtins
 import random
 
@@ -122,13 +123,25 @@ def test_error_shows_a_caret_under_the_column() -> None:
 
 
 def test_never_calls_eval(monkeypatch: pytest.MonkeyPatch) -> None:
+    # `ast.parse` is `compile(..., flags=PyCF_ONLY_AST)`: a compile that makes a tree is allowed,
+    # one that would make code (no PyCF_ONLY_AST) is refused, like eval and exec.
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("eval or exec was called")
 
+    real_compile = builtins.compile
+    modes: list[str] = []
+
+    def tree_only(source: str, filename: str, mode: str, flags: int = 0, **kw: int) -> object:
+        if not flags & ast.PyCF_ONLY_AST:
+            raise AssertionError("compile to code was called")
+        modes.append(mode)
+        return real_compile(source, filename, mode, flags, **kw)
+
     monkeypatch.setattr(builtins, "eval", refuse)
     monkeypatch.setattr(builtins, "exec", refuse)
-    monkeypatch.setattr(builtins, "compile", refuse)
+    monkeypatch.setattr(builtins, "compile", tree_only)
     assert parse("madds <= 300e6 and not params > 4e6", NAMES).evaluate(METRICS)
+    assert modes == ["eval"]  # one expression tree, never a statement
     with pytest.raises(SpecError):
         parse("__import__('os').system('echo owned')", NAMES)
 
