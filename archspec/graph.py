@@ -17,6 +17,7 @@ import networkx as nx
 from archspec.errors import Location
 from archspec.ops import GRAPH_OPS
 from archspec.ops.base import Role, Shape, WeightSpec
+from archspec.ops.common import DEFAULT_PART
 from archspec.spec import Spec
 
 INPUT = "input"
@@ -35,6 +36,7 @@ class GNode:
     block: str | None
     role: Role | None
     loc: Location
+    part: str = DEFAULT_PART  # the row's `part` (reports subtotal per part)
 
 
 @dataclass(frozen=True)

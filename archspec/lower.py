@@ -18,6 +18,7 @@ from archspec.graph import INPUT, Block, GNode, Graph
 from archspec.names import identifier_problem
 from archspec.ops import GRAPH_OPS, LAYER_KINDS
 from archspec.ops.base import Role, Shape, ShapeError
+from archspec.ops.common import DEFAULT_PART
 from archspec.spec import CHANNEL_NAMES, MAX_CHANNELS, Row, Spec
 
 MAX_NODES = 20_000
@@ -202,8 +203,18 @@ class _Lowering:
             )
         if block is not None:
             self.block_members.setdefault(block, []).append(name)
+        part = row.fields.get("part") or DEFAULT_PART
         self.nodes[name] = GNode(
-            name, op, tuple(inputs), shape, MappingProxyType(full), row.index, block, role, row.loc
+            name,
+            op,
+            tuple(inputs),
+            shape,
+            MappingProxyType(full),
+            row.index,
+            block,
+            role,
+            row.loc,
+            part,
         )
         return name
 

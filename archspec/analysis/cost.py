@@ -37,6 +37,7 @@ class LayerCost:
     row: int
     block: str | None
     role: str | None
+    part: str
     input_shapes: tuple[Shape, ...]
     output_shape: Shape
     terms: Mapping[str, int]
@@ -51,6 +52,15 @@ class LayerCost:
 
 
 @dataclass(frozen=True)
+class PartCost:
+    """The subtotal of one part of the network (the nodes of the rows with that `part`)."""
+
+    madds: int
+    params: int
+    params_with_bn: int
+
+
+@dataclass(frozen=True)
 class CostReport:
     """Per-layer costs and totals of a graph under one counting profile."""
 
@@ -61,6 +71,7 @@ class CostReport:
     params_with_bn: int
     bn_buffers: int
     terms: Mapping[str, int]
+    parts: Mapping[str, PartCost]
 
     @property
     def keras_count_params(self) -> int:
@@ -94,6 +105,7 @@ def layer_cost(graph: Graph, node: GNode, profile: str = "slim") -> LayerCost:
         row=node.row,
         block=node.block,
         role=node.role,
+        part=node.part,
         input_shapes=tuple(ins),
         output_shape=node.shape,
         terms=MappingProxyType(terms),
@@ -115,6 +127,14 @@ def analyze_cost(graph: Graph, profile: str = "slim") -> CostReport:
     # registry order first; terms of ops registered later (plugins, the TEMPLATE op) after
     order = [k for k in TERM_ORDER if k in terms] + [k for k in terms if k not in TERM_ORDER]
     ordered = {k: terms[k] for k in order}
+    parts: dict[str, PartCost] = {}
+    for layer in layers:  # in order of first appearance
+        old = parts.get(layer.part, PartCost(0, 0, 0))
+        parts[layer.part] = PartCost(
+            old.madds + layer.madds,
+            old.params + layer.params,
+            old.params_with_bn + layer.params_with_bn,
+        )
     return CostReport(
         profile=profile,
         layers=layers,
@@ -123,4 +143,5 @@ def analyze_cost(graph: Graph, profile: str = "slim") -> CostReport:
         params_with_bn=sum(x.params_with_bn for x in layers),
         bn_buffers=sum(x.bn_buffers for x in layers),
         terms=MappingProxyType(ordered),
+        parts=MappingProxyType(parts),
     )

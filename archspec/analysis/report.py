@@ -69,6 +69,10 @@ def report_data(graph: Graph, cost: CostReport, memory: dict[str, Any] | None = 
         "params_with_bn": cost.params_with_bn,
         "keras_count_params": cost.keras_count_params,
         "madds_breakdown": dict(cost.terms),
+        "parts": {
+            name: {"madds": p.madds, "params": p.params, "params_with_bn": p.params_with_bn}
+            for name, p in cost.parts.items()
+        },
         "outputs": list(graph.outputs),
         "rows": _row_entries(graph, cost),
         "layers": [
@@ -78,6 +82,7 @@ def report_data(graph: Graph, cost: CostReport, memory: dict[str, Any] | None = 
                 "row": x.row,
                 "block": x.block,
                 "role": x.role,
+                "part": x.part,
                 "input_shape": [s.hwc() for s in x.input_shapes],
                 "output_shape": x.output_shape.hwc(),
                 "madds": x.madds,
@@ -218,6 +223,20 @@ def layer_table(data: dict) -> tuple[list[str], list[list[str]]]:
     return headers, rows
 
 
+PART_HEADERS = ["Part", "MAdds", "Params", "Params+BN"]
+
+
+def part_rows(data: dict) -> list[list[str]]:
+    """Cells of the per-part subtotals (none when the whole network is one part)."""
+    parts = data.get("parts") or {}
+    if len(parts) < 2:
+        return []
+    return [
+        [name, format_cell(p["madds"]), format_cell(p["params"]), format_cell(p["params_with_bn"])]
+        for name, p in parts.items()
+    ]
+
+
 def render_text(data: dict, markdown: bool = False) -> str:
     """The Table-2-shaped report plus per-layer detail, as aligned text or markdown."""
     out: list[str] = []
@@ -256,6 +275,10 @@ def render_text(data: dict, markdown: bool = False) -> str:
         ["Keras count_params (+ BN moving stats)", format_cell(data["keras_count_params"])],
     ]
     out.append(_table(["Quantity", "Value"], totals, markdown))
+    parts = part_rows(data)
+    if parts:
+        out += ["", f"{h2}Subtotals per part", ""]
+        out.append(_table(PART_HEADERS, parts, markdown))
     if data.get("memory"):
         for section in memory_sections(data["memory"]):
             out += ["", f"{h2}{section.title}", ""]

@@ -56,6 +56,7 @@ LAYER = LayerKind(
     "An activation applied on its own (e.g. the ReLU before NASNet's separable convs).",
     (
         common.NAME,
+        common.PART,
         common.FROM,
         Field("act", "choice", "The activation.", required=True, choices=common.ACT.choices),
     ),

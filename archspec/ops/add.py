@@ -65,6 +65,7 @@ LAYER = LayerKind(
     "Elementwise sum of the rows named in `from` (two or more, equal shapes).",
     (
         common.NAME,
+        common.PART,
         Field("from", "refs", "The rows to add.", required=True),
         Field(
             "act",

@@ -109,6 +109,7 @@ LAYER = LayerKind(
     "Average pooling: `global: true` (Table 2's avgpool 7x7) or a k×k window with stride s.",
     (
         common.NAME,
+        common.PART,
         common.FROM,
         Field("global", "bool", "Pool the whole feature map to 1×1.", default=False),
         pool.WINDOW,

@@ -80,6 +80,7 @@ LAYER = LayerKind(
     "each conv has BatchNorm and no bias.",
     (
         common.NAME,
+        common.PART,
         common.FROM,
         Field("t", "int", "Expansion factor (paper's t).", required=True, minimum=1, maximum=64),
         Field(

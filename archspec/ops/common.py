@@ -7,6 +7,13 @@ from archspec.ops.base import Field
 
 NAME = Field("name", "name", "Name of the row; later rows refer to it in `from`.")
 FROM = Field("from", "refs", "Input row name(s); default: the previous row.")
+DEFAULT_PART = "backbone"
+PART = Field(
+    "part",
+    "name",
+    "The part of the network this row belongs to (`backbone`, `head`, ...): reports give a "
+    f"subtotal per part. Default: `{DEFAULT_PART}`.",
+)
 ACT = Field(
     "act",
     "choice",

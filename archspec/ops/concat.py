@@ -68,7 +68,7 @@ def _lower(ctx: Any, row: Any) -> None:
 LAYER = LayerKind(
     "concat",
     "Concatenate the rows named in `from` along channels (equal spatial sizes).",
-    (common.NAME, Field("from", "refs", "The rows to concatenate.", required=True)),
+    (common.NAME, common.PART, Field("from", "refs", "The rows to concatenate.", required=True)),
     _lower,
     takes_many_inputs=True,
     auto_prefix="concat",

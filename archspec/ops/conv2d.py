@@ -256,6 +256,7 @@ LAYER = LayerKind(
     "A full convolution (Table 2's conv2d rows; k: 1 for 1x1 convs).",
     (
         common.NAME,
+        common.PART,
         common.FROM,
         Field("c", "channels", common.CHANNELS_DOC, required=True),
         common.KERNEL,

@@ -34,6 +34,7 @@ LAYER = LayerKind(
     "A depthwise convolution: groups = input channels.",
     (
         common.NAME,
+        common.PART,
         common.FROM,
         common.KERNEL,
         common.STRIDE,

@@ -83,6 +83,7 @@ LAYER = LayerKind(
     "Fully connected layer (classifier); its input must be 1×1.",
     (
         common.NAME,
+        common.PART,
         common.FROM,
         Field(
             "c",

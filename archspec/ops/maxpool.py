@@ -68,7 +68,7 @@ def _lower(ctx: Any, row: Any) -> None:
 LAYER = LayerKind(
     "maxpool",
     "Max pooling over a k×k window with stride s (default k).",
-    (common.NAME, common.FROM, pool.WINDOW, pool.STRIDE, pool.PADDING),
+    (common.NAME, common.PART, common.FROM, pool.WINDOW, pool.STRIDE, pool.PADDING),
     _lower,
     auto_prefix="maxpool",
 )

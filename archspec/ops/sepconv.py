@@ -41,6 +41,7 @@ LAYER = LayerKind(
     "Depthwise-separable conv: [pre_act] → k×k depthwise → 1x1 conv + BatchNorm + act.",
     (
         common.NAME,
+        common.PART,
         common.FROM,
         Field("c", "channels", "Output channels of the pointwise conv.", required=True),
         common.KERNEL,

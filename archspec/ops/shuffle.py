@@ -83,6 +83,7 @@ LAYER = LayerKind(
     "Channel shuffle (ShuffleNet): interleave the channels of `groups` groups.",
     (
         common.NAME,
+        common.PART,
         common.FROM,
         Field("groups", "int", "Channel groups.", required=True, minimum=1, maximum=1 << 20),
     ),

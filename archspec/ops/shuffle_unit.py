@@ -124,6 +124,7 @@ LAYER = LayerKind(
     "add (stride 1) or a concat with an average-pooled shortcut (stride 2).",
     (
         common.NAME,
+        common.PART,
         common.FROM,
         Field("c", "channels", "Output channels of the unit (the stage's width).", required=True),
         Field(

@@ -109,6 +109,7 @@ LAYER = LayerKind(
     "Resize to the spatial size of the row named in `like`, or by an integer `factor`.",
     (
         common.NAME,
+        common.PART,
         common.FROM,
         Field("like", "ref", "Take the output size of this row.", default=None),
         Field("factor", "int", "Integer scale factor.", default=None, minimum=1, maximum=64),
