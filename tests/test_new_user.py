@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -134,7 +135,7 @@ def test_rounding_that_changes_a_written_width_is_reported_per_row():
     assert rows["trunk"]["c"] == make_divisible(20) == 24 and rows["trunk"]["rounded_from"] == 20
     cells = {r[1]: r for r in table2_rows(data)}
     assert cells["conv2d (trunk)"][3] == "24 (20 rounded)"
-    assert cells["conv2d (cls)"][3] == "33"
+    assert cells["conv2d (cls) [output]"][3] == "33"
     text_report = render_text(data)
     assert "Rounding changed the channels of 1 row (trunk 20 → 24)" in text_report
     assert '"rounded_from": 20' in render_json(data)
@@ -245,3 +246,31 @@ def test_bias_rule(kind, bn):
     if "bias" in fields:  # an explicit `bias:` wins
         assert _last_row_weights(row[:-1] + ", bias: true}")[0] == [True]
         assert _last_row_weights(row[:-1] + ", bias: false}")[0] == [False]
+
+
+LABELLED = HEAD + (
+    "outputs: [dw, head]\nlayers:\n"
+    "  - {op: conv2d, name: stem, c: 24, s: 2}\n"
+    "  - {op: conv2d, name: gpw, c: 48, k: 1, groups: 3}\n"
+    "  - {op: dwconv, name: dw}\n"
+    "  - {op: conv2d, name: head, from: gpw, c: num_classes, k: 1, bn: false}\n"
+)
+
+
+def test_layer_labels_terms_and_output_markers():
+    data = _report(LABELLED)
+    layers = {x["name"]: x for x in data["layers"]}
+    # a grouped 1x1 conv is pointwise in the breakdown; a dwconv row is depthwise
+    assert layers["gpw"]["terms"] == {"pointwise": 16 * 16 * 48 * 8}
+    assert layers["dw"]["conv_kind"] == "depthwise" and layers["stem"]["conv_kind"] == "conv"
+    assert set(data["madds_breakdown"]) == {"conv", "pointwise", "depthwise"}
+    text = render_text(data)
+    assert re.search(r"^dw +conv2d \(depthwise\) ", text, re.M)
+    assert re.search(r"^gpw +conv2d +16", text, re.M)
+    # the params label says what it counts, conv biases included (head has one)
+    assert data["layers"][-1]["params"] == 48 * 10 + 10
+    assert "params (deployed: conv/FC weights and biases)" in text
+    # the rows that are outputs are marked (and only those)
+    marked = [r[1] for r in table2_rows(data) if r[1].endswith(" [output]")]
+    assert marked == ["dwconv (dw) [output]", "conv2d (head) [output]"]
+    assert [r["output"] for r in data["rows"]] == [False, False, True, True]

@@ -14,6 +14,7 @@ from archspec.analysis.cost import CostReport
 from archspec.analysis.memory_report import memory_sections
 from archspec.graph import Graph
 from archspec.lower import resolve_channels
+from archspec.ops.conv2d import term as conv_term
 
 TABLE2_FIELDS = ("t", "c", "n", "s")
 
@@ -43,12 +44,21 @@ def _row_entries(graph: Graph, cost: CostReport) -> list[dict[str, Any]]:
                 "n": row.fields.get("n"),
                 "s": row.fields.get("s"),
                 "output_shape": out.hwc(),
+                "output": graph.row_outputs[row.index] in graph.outputs,
                 "madds": sum(x.madds for x in layers),
                 "params": sum(x.params for x in layers),
                 "params_with_bn": sum(x.params_with_bn for x in layers),
             }
         )
     return entries
+
+
+def _conv_kind(graph: Graph, name: str) -> str | None:
+    """depthwise, pointwise or conv for a conv2d node (its breakdown term), else None."""
+    node = graph.node(name)
+    if node.op != "conv2d":
+        return None
+    return conv_term(node.attrs, graph.input_shapes(node)[0].c)
 
 
 def report_data(graph: Graph, cost: CostReport, memory: dict[str, Any] | None = None) -> dict:
@@ -83,6 +93,7 @@ def report_data(graph: Graph, cost: CostReport, memory: dict[str, Any] | None = 
                 "block": x.block,
                 "role": x.role,
                 "part": x.part,
+                "conv_kind": _conv_kind(graph, x.name),
                 "input_shape": [s.hwc() for s in x.input_shapes],
                 "output_shape": x.output_shape.hwc(),
                 "madds": x.madds,
@@ -187,7 +198,8 @@ def table2_rows(data: dict) -> list[list[str]]:
     rows = [
         [
             shape_text(r["input_shape"]),
-            f"{r['op']} ({r['spec_name']})" if r.get("spec_name") else r["op"],
+            (f"{r['op']} ({r['spec_name']})" if r.get("spec_name") else r["op"])
+            + (" [output]" if r.get("output") else ""),
             *(_table2_cell(r, k) for k in TABLE2_FIELDS),
             shape_text(r["output_shape"]),
             format_cell(r["madds"]),
@@ -201,6 +213,13 @@ def table2_rows(data: dict) -> list[list[str]]:
     return rows
 
 
+def _layer_op(x: dict) -> str:
+    """A layer's op with its part: its role in a block, or `depthwise` for a depthwise conv of
+    its own (a `dwconv` row, a separable conv's first half)."""
+    part = x["role"] or (x.get("conv_kind") if x.get("conv_kind") == "depthwise" else None)
+    return x["op"] + (f" ({part})" if part else "")
+
+
 def layer_table(data: dict) -> tuple[list[str], list[list[str]]]:
     """Headers and cells of the per-layer table (a memory column when the report has one)."""
     memcol = memory_column(data)
@@ -211,7 +230,7 @@ def layer_table(data: dict) -> tuple[list[str], list[list[str]]]:
     for x in data["layers"]:
         cells = [
             x["name"],
-            x["op"] + (f" ({x['role']})" if x["role"] else ""),
+            _layer_op(x),
             shape_text(x["output_shape"]),
             format_cell(x["madds"]),
             format_cell(x["params"]),
@@ -270,7 +289,7 @@ def render_text(data: dict, markdown: bool = False) -> str:
         ["MAdds", format_cell(data["madds"])],
         ["FLOPs (2 × MAdds)", format_cell(data["flops"])],
         *[[f"  {k} MAdds", format_cell(v)] for k, v in data["madds_breakdown"].items()],
-        ["params (deployed: conv/FC weights + FC bias)", format_cell(data["params"])],
+        ["params (deployed: conv/FC weights and biases)", format_cell(data["params"])],
         ["params_with_bn (+ BatchNorm γ, β; PyTorch)", format_cell(data["params_with_bn"])],
         ["Keras count_params (+ BN moving stats)", format_cell(data["keras_count_params"])],
     ]

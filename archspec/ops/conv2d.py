@@ -74,10 +74,11 @@ def _weights(attrs: Mapping[str, Any], ins: Sequence[Shape], out: Shape) -> list
 
 
 def term(attrs: Mapping[str, Any], c_in: int) -> str:
-    """The breakdown term a conv belongs to: depthwise, pointwise or (standard) conv."""
+    """The breakdown term a conv belongs to: depthwise, pointwise (any 1x1 conv that is not
+    depthwise, grouped ones included: ShuffleNet's group convs) or (standard) conv."""
     if is_depthwise(attrs, c_in):
         return "depthwise"
-    if attrs["k"] == 1 and attrs["groups"] == 1:
+    if attrs["k"] == 1:
         return "pointwise"
     return "conv"
 
@@ -120,6 +121,24 @@ def _reference(
 def _fvcore(attrs: Mapping[str, Any], ins: Sequence[Shape], out: Shape) -> dict[str, int]:
     # fvcore counts an eval-mode BatchNorm as 2 operations per output element
     return {"batchnorm": 2 * out.numel} if attrs["bn"] else {}
+
+
+def tf1_grid(n: int, k: int, dilation: int) -> int:
+    """Outputs per spatial side that TensorFlow 1.x convolves for a stride-1 SAME conv dilated by
+    r > 1 (`tf.nn.convolution`'s space-to-batch): the side padded by (k - 1)·r and up to a
+    multiple of r, then r interleaved VALID convs: (ceil((n + (k - 1)·r) / r) - (k - 1))·r."""
+    r = dilation
+    return (-(-(n + (k - 1) * r) // r) - (k - 1)) * r
+
+
+def _tf1(attrs: Mapping[str, Any], ins: Sequence[Shape], out: Shape) -> dict[str, int]:
+    # the MAdds of the outputs space-to-batch computes beyond the true grid (later cropped)
+    k, r = attrs["k"], attrs["dilation"]
+    if attrs["s"] != 1 or r == 1:
+        return {}
+    grid = tf1_grid(out.h, k, r) * tf1_grid(out.w, k, r)
+    per_output = (ins[0].c // attrs["groups"]) * k * k
+    return {"space_to_batch": (grid - out.h * out.w) * out.c * per_output}
 
 
 def _pytorch(attrs: Mapping[str, Any], ins: Sequence[Shape], out: Shape) -> dict[str, Any]:
@@ -192,8 +211,8 @@ GRAPH_OP = GraphOp(
     _weights,
     _madds,
     _reference,
-    terms=("conv", "depthwise", "pointwise", "batchnorm"),
-    profiles={"fvcore": _fvcore},
+    terms=("conv", "depthwise", "pointwise", "batchnorm", "space_to_batch"),
+    profiles={"fvcore": _fvcore, "tf1": _tf1},
     targets={"pytorch": _pytorch, "onnx": _onnx, "keras": _keras, "c": _c},
 )
 
