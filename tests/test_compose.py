@@ -528,3 +528,26 @@ def test_symlink_out_of_the_tree_is_refused(tmp_path, capsys):
     assert main(["validate", str(inside / "s.yaml")]) == 2
     err = capsys.readouterr().err
     assert f"{inside / 's.yaml'}:1:7" in err and "lies outside the spec tree" in err
+
+
+def test_c_target_runs_a_block_read_inside_as_single_ops(tmp_path):
+    pytest.importorskip("onnxruntime")
+    if shutil.which("gcc") is None:
+        pytest.skip("needs gcc")
+    from tests.test_target_c import build_and_check
+
+    text = (
+        HEAD
+        + """layers:
+  - {op: conv2d, name: stem, c: 8, s: 2}
+  - {op: bottleneck, name: b0, t: 6, c: 8}
+  - {op: bottleneck, name: b1, t: 6, c: 16, s: 2}
+  - {op: conv2d, name: side, from: b0.expand, c: 8, k: 1}
+outputs: [b1, side]
+"""
+    )
+    graph = lower(load_spec_text(text, "inner.yaml"))
+    assert graph.node("side").inputs == ("b0_expand",)
+    kinds = {f.name: f.kind for f in fused_ops(graph, "fused", 2)}
+    assert kinds["b0_expand"] == "op" and kinds["b1"] == "block"
+    build_and_check(graph, 2, tmp_path)
