@@ -20,6 +20,7 @@ from archspec.spec import (
     MAX_CHANNELS,
     MAX_RESOLUTION,
     ROUNDING_FIELDS,
+    ROW_NOTE,
 )
 
 _NAME = {"type": "string", "pattern": "^[A-Za-z][A-Za-z0-9_]{0,62}$"}
@@ -146,7 +147,10 @@ def spec_schema() -> dict[str, Any]:
     """JSON Schema (draft 2020-12) for archspec spec files."""
     rows = []
     for kind in LAYER_KINDS.values():
-        row = _object(kind.fields, {"op": {"const": kind.name, "description": kind.doc}})
+        row = _object(
+            kind.fields,
+            {"op": {"const": kind.name, "description": kind.doc}, "note": _field_schema(ROW_NOTE)},
+        )
         row["required"] = ["op", *row.get("required", [])]
         row["title"] = kind.name
         rows.append(row)

@@ -89,6 +89,8 @@ ROUNDING_FIELDS: tuple[Field, ...] = (
         maximum=MAX_CHANNELS,
     ),
 )
+# Every row kind takes `note` besides its own fields (like `op`).
+ROW_NOTE = Field("note", "text", "A remark on the row, shown beside it in every report format.")
 OVERRIDE_ALIASES = {
     "resolution": "input.resolution",
     "channels": "input.channels",
@@ -107,6 +109,7 @@ class Row:
     fields: Mapping[str, Any]
     loc: Location
     field_locs: Mapping[str, Location]
+    note: str | None = None  # `note:`, a remark the report shows beside the row
 
     def where(self, name: str) -> Location:
         """Location of a field of this row (the row itself when the field was defaulted)."""
@@ -345,7 +348,8 @@ def _row(index: int, node: Node) -> Row:
             f"did you mean {near[0]!r}?" if near else None,
         )
     kind = LAYER_KINDS[op]
-    rest = Node({k: v for k, v in items.items() if k != "op"}, node.loc)
+    note = check_value(ROW_NOTE, items["note"][1], f"{path}.note") if "note" in items else None
+    rest = Node({k: v for k, v in items.items() if k not in ("op", "note")}, node.loc)
     values, locs = _fields(rest, kind.fields, path, f"a {op} row")
     inputs = values.pop("from") or ()
     name = values.pop("name")
@@ -362,7 +366,14 @@ def _row(index: int, node: Node) -> Row:
             f"{path}.from",
         )
     return Row(
-        index, op, name, tuple(inputs), MappingProxyType(values), node.loc, MappingProxyType(locs)
+        index,
+        op,
+        name,
+        tuple(inputs),
+        MappingProxyType(values),
+        node.loc,
+        MappingProxyType(locs),
+        note,
     )
 
 
@@ -479,6 +490,8 @@ def spec_to_dict(spec: Spec) -> dict[str, Any]:
         if row.inputs:
             entry["from"] = list(row.inputs) if len(row.inputs) > 1 else row.inputs[0]
         entry.update({k: v for k, v in row.fields.items() if v is not None})
+        if row.note is not None:
+            entry["note"] = row.note
         layers.append(entry)
     out: dict[str, Any] = {
         "name": spec.name,

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 from archspec.analysis.cost import analyze_cost
+from archspec.analysis.html import render_html
 from archspec.analysis.report import render_json, render_text, report_data, table2_rows
 from archspec.errors import SpecError
 from archspec.lower import lower, make_divisible
 from archspec.ops import GRAPH_OPS, LAYER_KINDS
 from archspec.ops.base import no_weights
-from archspec.spec import load_spec, load_spec_text
+from archspec.spec import load_spec, load_spec_text, spec_to_dict
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -274,3 +277,40 @@ def test_layer_labels_terms_and_output_markers():
     marked = [r[1] for r in table2_rows(data) if r[1].endswith(" [output]")]
     assert marked == ["dwconv (dw) [output]", "conv2d (head) [output]"]
     assert [r["output"] for r in data["rows"]] == [False, False, True, True]
+
+
+NOTED = HEAD + (
+    "layers:\n"
+    "  - {op: conv2d, name: stem, c: 16, note: 'review: stride 1 | 2?'}\n"
+    '  - {op: bottleneck, t: 6, c: 16, note: "<b>keep</b>\\nthe residual"}\n'
+    "  - {op: conv2d, c: 16}\n"
+)
+
+
+def test_a_row_note_is_shown_in_every_report_format():
+    data = _report(NOTED)
+    assert [r["note"] for r in data["rows"]] == [
+        "review: stride 1 | 2?",
+        "<b>keep</b>\nthe residual",
+        None,
+    ]
+    text = render_text(data)
+    assert re.search(r"^32²×3 .*  review: stride 1 \| 2\?$", text, re.M)
+    assert re.search(r"^block0_expand .*<b>keep</b> the residual", text, re.M)
+    markdown = render_text(data, markdown=True)
+    assert "| review: stride 1 \\| 2? |" in markdown
+    assert json.loads(render_json(data))["rows"][1]["note"] == "<b>keep</b>\nthe residual"
+    page = render_html(data, {})
+    assert "<td>&lt;b&gt;keep&lt;/b&gt;\nthe residual</td>" in page
+    assert "<th>Note</th>" in page
+    # without notes there is no Note column
+    assert "Note" not in render_text(_report(HEAD + "layers:\n  - {op: conv2d, c: 16}\n"))
+
+
+def test_a_note_round_trips_and_must_be_text():
+    spec = load_spec_text(NOTED)
+    again = load_spec_text(yaml.safe_dump(spec_to_dict(spec), sort_keys=False))
+    assert [r.note for r in again.rows] == [r.note for r in spec.rows]
+    with pytest.raises(SpecError) as info:
+        load_spec_text(NOTED.replace("note: 'review: stride 1 | 2?'", "note: [1]"))
+    assert info.value.field == "layers[0].note" and "expected text" in info.value.message

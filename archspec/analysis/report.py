@@ -45,6 +45,7 @@ def _row_entries(graph: Graph, cost: CostReport) -> list[dict[str, Any]]:
                 "s": row.fields.get("s"),
                 "output_shape": out.hwc(),
                 "output": graph.row_outputs[row.index] in graph.outputs,
+                "note": row.note,
                 "madds": sum(x.madds for x in layers),
                 "params": sum(x.params for x in layers),
                 "params_with_bn": sum(x.params_with_bn for x in layers),
@@ -129,7 +130,10 @@ def format_cell(value: Any) -> str:
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], markdown: bool) -> str:
+    # free text (a row's note) stays on its line, and inside its markdown cell
+    rows = [[" ".join(c.splitlines()) for c in r] for r in rows]
     if markdown:
+        rows = [[c.replace("|", "\\|") for c in r] for r in rows]
         lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
         lines += ["| " + " | ".join(r) + " |" for r in rows]
         return "\n".join(lines)
@@ -220,10 +224,23 @@ def _layer_op(x: dict) -> str:
     return x["op"] + (f" ({part})" if part else "")
 
 
+def _first_layer_notes(data: dict) -> dict[str, str]:
+    """Each row's `note`, keyed by the first layer of the row (empty when no row has a note)."""
+    notes = {r["row"]: r["note"] for r in data["rows"] if r.get("note")}
+    first: dict[str, str] = {}
+    for x in data["layers"]:
+        if x["row"] in notes:
+            first[x["name"]] = notes.pop(x["row"])
+    return first
+
+
 def layer_table(data: dict) -> tuple[list[str], list[list[str]]]:
     """Headers and cells of the per-layer table (a memory column when the report has one)."""
     memcol = memory_column(data)
+    notes = _first_layer_notes(data)
     headers = ["Layer", "Op", "Output", "MAdds", "Params", "Params+BN"]
+    if notes:
+        headers.append("Note")
     if memcol:
         headers.append("Memory (bytes)")
     rows = []
@@ -236,6 +253,8 @@ def layer_table(data: dict) -> tuple[list[str], list[list[str]]]:
             format_cell(x["params"]),
             format_cell(x["params_with_bn"]),
         ]
+        if notes:
+            cells.append(notes.get(x["name"], ""))
         if memcol:
             cells.append(memcol.get(x["name"], "-"))
         rows.append(cells)
@@ -271,8 +290,12 @@ def render_text(data: dict, markdown: bool = False) -> str:
     out.append("")
     out.append(f"{h2}Table 2 view (one row per spec row)")
     out.append("")
-    headers = ["Input", "Operator", "t", "c", "n", "s", "Output", "MAdds", "Params"]
+    headers = list(TABLE2_HEADERS)
     rows = table2_rows(data)
+    if any(r.get("note") for r in data["rows"]):
+        headers.append("Note")
+        notes = [r.get("note") or "" for r in data["rows"]]
+        rows = [[*cells, note] for cells, note in zip(rows, [*notes, ""], strict=True)]
     out.append(_table(headers, rows, markdown))
     legend = rounding_legend(data)
     if legend:
