@@ -551,3 +551,17 @@ outputs: [b1, side]
     kinds = {f.name: f.kind for f in fused_ops(graph, "fused", 2)}
     assert kinds["b0_expand"] == "op" and kinds["b1"] == "block"
     build_and_check(graph, 2, tmp_path)
+
+
+def test_text_arguments_are_inserted_in_parentheses_and_lists_refused(tmp_path):
+    unit = (
+        "units:\n  u:\n    params: {per: null}\n    layers:\n"
+        "      - {op: conv2d, c: $per * 2, k: 1, scale: none}\n"
+    )
+    text = HEAD + unit + "layers:\n  - {unit: u, per: num_classes + 1}\n"
+    graph = lower(load_spec_text(text, "text_arg.yaml"))
+    assert graph.node("u0").shape.c == (10 + 1) * 2
+    with pytest.raises(SpecError) as info:
+        load_spec_text(text.replace("per: num_classes + 1", "per: [1, 2]"), "list_arg.yaml")
+    assert "found a list for $per, used inside '$per * 2'" in info.value.message
+    assert info.value.location.line == len(text.splitlines())  # the use, where the list is

@@ -4,8 +4,10 @@
 fully-connected multiply-accumulates only. `fvcore` adds the terms fvcore's FlopCountAnalysis
 counts on an eval-mode PyTorch model (BatchNorm 2 per element, adaptive average pooling 1 per input
 element, bilinear upsampling 4 per output element, nearest 1), so its total can be compared with
-fvcore's number term by term. Each op declares its terms under every profile in its module; a
-total is the sum of every term the ops report.
+fvcore's number term by term. `tf1` counts a stride-1 SAME conv dilated by r > 1 on the larger
+grid TensorFlow 1.x's space-to-batch convolves (the term `space_to_batch`: the outputs beyond the
+true grid), as the paper's Table 7 does. Each op declares its terms under every profile in its
+module; a total is the sum of every term the ops report.
 """
 
 from __future__ import annotations

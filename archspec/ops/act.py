@@ -40,7 +40,7 @@ GRAPH_OP = GraphOp(
     no_weights,
     no_madds,
     _reference,
-    profiles={"fvcore": no_madds},  # fvcore counts no activations
+    profiles={"fvcore": no_madds, "tf1": no_madds},  # fvcore counts no activations
     targets={"pytorch": no_context, "onnx": no_context, "keras": no_context, "c": _c},
     layout="follow",
 )

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from archspec.ops import common, pool
-from archspec.ops.base import Field, GraphOp, LayerKind, Shape, no_weights
+from archspec.ops.base import Field, GraphOp, LayerKind, Shape, no_madds, no_weights
 
 
 def _infer(attrs: Mapping[str, Any], ins: Sequence[Shape]) -> Shape:
@@ -94,7 +94,7 @@ GRAPH_OP = GraphOp(
     _no_madds,
     _reference,
     terms=("pool",),
-    profiles={"fvcore": _fvcore},
+    profiles={"fvcore": _fvcore, "tf1": no_madds},
     targets={"pytorch": _common, "onnx": _common, "keras": _keras, "c": _c},
 )
 

@@ -43,7 +43,7 @@ __all__ = [
 # The counting profiles (DESIGN.md §3, §4c). `slim` is an op's own `madds`; every other profile
 # adds the terms an op declares for it in `GraphOp.profiles` (an empty function where it adds
 # nothing), so that no op can be forgotten by a profile.
-COUNTING_PROFILES = ("slim", "fvcore")
+COUNTING_PROFILES = ("slim", "fvcore", "tf1")
 # The code-generation targets (`TARGETS`, from the activation table) each need, through
 # `GraphOp.targets`, what an op means beyond formatting; each has one fragment per op in
 # `templates/<target>/ops/`.

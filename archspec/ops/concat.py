@@ -53,7 +53,7 @@ GRAPH_OP = GraphOp(
     no_weights,
     no_madds,
     _reference,
-    profiles={"fvcore": no_madds},
+    profiles={"fvcore": no_madds, "tf1": no_madds},
     targets={"pytorch": no_context, "onnx": no_context, "keras": no_context, "c": _c},
     min_inputs=2,
     max_inputs=None,

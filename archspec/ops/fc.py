@@ -66,7 +66,8 @@ GRAPH_OP = GraphOp(
     _madds,
     _reference,
     terms=("fc",),
-    profiles={"fvcore": no_madds},  # fvcore counts a linear layer as in × out, as slim does
+    # fvcore counts a linear layer as in × out, as slim does
+    profiles={"fvcore": no_madds, "tf1": no_madds},
     targets={"pytorch": _pytorch, "onnx": no_context, "keras": _pytorch, "c": _c},
     layout="flat",
 )

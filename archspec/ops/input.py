@@ -25,7 +25,7 @@ GRAPH_OP = GraphOp(
     no_weights,
     no_madds,
     _reference,
-    profiles={"fvcore": no_madds},
+    profiles={"fvcore": no_madds, "tf1": no_madds},
     min_inputs=0,
     max_inputs=0,
 )

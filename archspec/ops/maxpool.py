@@ -56,7 +56,7 @@ GRAPH_OP = GraphOp(
     no_weights,
     no_madds,
     _reference,
-    profiles={"fvcore": no_madds},  # fvcore does not count max pooling
+    profiles={"fvcore": no_madds, "tf1": no_madds},  # fvcore does not count max pooling
     targets={"pytorch": _common, "onnx": _common, "keras": _keras, "c": _c},
 )
 

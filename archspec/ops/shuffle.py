@@ -68,7 +68,7 @@ GRAPH_OP = GraphOp(
     no_weights,
     no_madds,
     _reference,
-    profiles={"fvcore": no_madds},  # fvcore counts no reshapes or transposes
+    profiles={"fvcore": no_madds, "tf1": no_madds},  # fvcore counts no reshapes or transposes
     targets={"pytorch": no_context, "onnx": _onnx, "keras": _keras, "c": _c},
 )
 

@@ -78,7 +78,7 @@ GRAPH_OP = GraphOp(
     no_madds,
     _reference,
     terms=("upsample",),
-    profiles={"fvcore": _fvcore},
+    profiles={"fvcore": _fvcore, "tf1": no_madds},
     # Keras: the module's own _Resize layer (defined by the fragment's support section)
     targets={
         "pytorch": no_context,

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from archspec.ops import common
-from archspec.ops.base import Field, GraphOp, LayerKind, Shape, ShapeError, no_weights
+from archspec.ops.base import Field, GraphOp, LayerKind, Shape, ShapeError, no_madds, no_weights
 
 # (1) The graph op: what a node of the compute graph is. Every function takes the node's
 #     attributes, its input shapes (in input order) and, after inference, its output shape.
@@ -72,7 +72,7 @@ GRAPH_OP = GraphOp(
     _madds,
     _reference,
     terms=("scale",),
-    profiles={"fvcore": _fvcore},
+    profiles={"fvcore": _fvcore, "tf1": no_madds},  # tf1 changes dilated convs only
     targets={"pytorch": _no_more, "onnx": _onnx, "keras": _no_more, "c": _c},
     layout="follow",  # (7) spatial | flat | follow (keeps its input's layout)
 )
@@ -90,6 +90,7 @@ LAYER = LayerKind(
     "Multiply every value by a constant factor.",
     (
         common.NAME,
+        common.PART,
         common.FROM,
         Field("factor", "number", "The factor.", required=True, minimum=-1e6, maximum=1e6),
     ),
