@@ -294,3 +294,64 @@ layers:
     with pytest.raises(SpecError, match="torch.nn.Module") as info:
         emit(graph, "pytorch", init_weights(graph))
     assert info.value.location is not None and info.value.location.line == 5
+
+
+def test_block_named_like_a_module_method_is_refused() -> None:
+    text = """
+name: clash
+input: {resolution: 8, channels: 3}
+layers:
+  - {op: conv2d, name: stem, c: 8, k: 3}
+  - {op: bottleneck, name: train, t: 6, c: 8, n: 1}
+"""
+    graph = lower(load_spec_text(text, "clash.yaml"))
+    with pytest.raises(SpecError, match="'train' cannot name a PyTorch submodule"):
+        emit(graph, "pytorch", init_weights(graph))
+
+
+def test_a_row_with_several_stages_names_them_apart(branching_graph) -> None:
+    text = target.render_module(branching_graph, environment())
+    assert "self.sep = nn.Sequential(" in text and "self.sep_1 = nn.Sequential(" in text
+
+
+def test_pyformat_lays_statements_out_like_ruff(tmp_path: Path) -> None:
+    """Statements of every shape the targets write, at lengths around the line limit, laid out by
+    `pyformat` and left unchanged by `ruff format`."""
+    from archspec.targets import pyformat
+
+    texts = []
+    for n in (5, 20, 35, 60):
+        a, b, c = ("a" * n, "b" * n, "c" * n)
+        texts += [
+            f"ConvBN({a.count('a')}, 16, 3, stride=2, padding=1, act=nn.ReLU6)",
+            f"torch.nn.functional.relu6({a} + {b} + {c})",
+            f"torch.cat(({a}, {b}, {c}), 1)",
+            f"keras.layers.Add(name='{a}')([{a}, {b}, {c}])",
+            f"self.{a}(torch.flatten({b}, 1))",
+            f"{a}.unflatten(1, (4, 6)).transpose(1, 2).flatten(1, 2)",
+        ]
+    body = []
+    for i, text in enumerate(texts):
+        expr = pyformat.parse(text.replace("'", '"'))
+        assert pyformat.flat(expr) == text.replace("'", '"')
+        body.append(pyformat.assign(1, f"v{i}", expr))
+    source = "def f():\n" + "\n".join(body) + "\n"
+    path = tmp_path / "laid_out.py"
+    path.write_text(source, encoding="utf-8")
+    config = str(ROOT / "pyproject.toml")
+    fmt = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ruff",
+            "format",
+            "--check",
+            "--diff",
+            "--config",
+            config,
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert fmt.returncode == 0, fmt.stdout + fmt.stderr

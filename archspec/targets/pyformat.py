@@ -46,7 +46,16 @@ class Seq:
     brackets: str = "()"
 
 
-Expr = str | Call | Sum | Seq
+@dataclass(frozen=True)
+class Chain:
+    """A method chain `base.f(a).g(b)`: `links` are the calls after `base` (`.f(a)`, `.g(b)`)
+    as text. Split, it takes ruff's fluent layout: `base.f(a)`, then one `.g(b)` a line."""
+
+    base: str
+    links: tuple[str, ...]
+
+
+Expr = str | Call | Sum | Seq | Chain
 
 
 def call(func: Expr, *args: Expr, magic: bool = False) -> Call:
@@ -60,6 +69,8 @@ def flat(e: Expr) -> str:
         return f"{flat(e.func)}({', '.join(flat(a) for a in e.args)})"
     if isinstance(e, Sum):
         return " + ".join(flat(t) for t in e.terms)
+    if isinstance(e, Chain):
+        return e.base + "".join(e.links)
     if isinstance(e, Seq):
         comma = "," if len(e.items) == 1 and e.brackets == "()" else ""
         return e.brackets[0] + ", ".join(flat(i) for i in e.items) + comma + e.brackets[1]
@@ -83,6 +94,9 @@ def lines(e: Expr, indent: int, prefix: str = "", suffix: str = "") -> list[str]
     if isinstance(e, Seq):
         body = [line for i in e.items for line in lines(i, indent + 1, suffix=",")]
         return [f"{pad}{prefix}{e.brackets[0]}", *body, f"{pad}{e.brackets[1]}{suffix}"]
+    if isinstance(e, Chain):
+        rest = [f"{pad}{link}" for link in e.links[1:]]
+        return [f"{pad}{prefix}{e.base}{e.links[0]}", *rest[:-1], f"{rest[-1]}{suffix}"]
     if isinstance(e, Sum):  # inside brackets: one term per line, operators first
         last = len(e.terms) - 1
         out: list[str] = []
@@ -179,7 +193,10 @@ def parse(text: str) -> Expr:
 
 
 def _expr(node: ast.expr, text: str) -> Expr:
-    if isinstance(node, ast.Call) and not any(k.arg is None for k in node.keywords):
+    links = _links(node, text)
+    if links is not None:
+        return links
+    if isinstance(node, ast.Call) and _plain_call(node):
         func = (
             _expr(node.func, text) if isinstance(node.func, ast.Call) else _source(node.func, text)
         )
@@ -194,6 +211,30 @@ def _expr(node: ast.expr, text: str) -> Expr:
         brackets = "()" if isinstance(node, ast.Tuple) else "[]"
         return Seq(tuple(_expr(e, text) for e in node.elts), brackets)
     return _source(node, text)
+
+
+def _links(node: ast.expr, text: str) -> Chain | None:
+    """`node` as a method chain of two calls or more (None if it is not one)."""
+    links: list[str] = []
+    while isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+        call_text = _source(node, text)
+        inner = _source(node.func.value, text)
+        links.append(call_text[len(inner) :])
+        node = node.func.value
+    if len(links) < 2:
+        return None
+    return Chain(_source(node, text), tuple(reversed(links)))
+
+
+def _plain_call(node: ast.Call) -> bool:
+    """A call laid out as such: no `**kwargs`, and not the end of a method chain (`a.f().g()`),
+    which ruff lays out in its fluent style (kept an atom here)."""
+    if any(k.arg is None for k in node.keywords):
+        return False
+    func = node.func
+    while isinstance(func, ast.Attribute):
+        func = func.value
+    return not isinstance(func, ast.Call) or func is node.func
 
 
 def _bracketed(node: ast.expr, text: str) -> bool:

@@ -115,17 +115,19 @@ MODULE_ATTRIBUTES = frozenset(
 
 
 def check_names(graph: Graph) -> None:
-    """Refuse node names that torch.nn.Module already uses for its own attributes."""
+    """Refuse node and block names that torch.nn.Module already uses for its own attributes."""
+    blocks = {b.nodes[0]: b.name for b in graph.blocks}
     for node in graph.ops():
-        if node.name in MODULE_ATTRIBUTES:
-            row = f"layers[{node.row}].name"
-            raise SpecError(
-                f"{node.name!r} cannot name a PyTorch submodule: torch.nn.Module has an "
-                "attribute of that name",
-                node.loc,
-                row,
-                "rename the row",
-            )
+        for name in (node.name, blocks.get(node.name)):
+            if name in MODULE_ATTRIBUTES:
+                row = f"layers[{node.row}].name"
+                raise SpecError(
+                    f"{name!r} cannot name a PyTorch submodule: torch.nn.Module has an "
+                    "attribute of that name",
+                    node.loc,
+                    row,
+                    "rename the row",
+                )
 
 
 # -- the module's structure: units (a node, or a whole fusable block) and stages ----------------
@@ -220,9 +222,11 @@ def items(graph: Graph, modules: Mapping[str, str], plain: set[str]) -> list[Ite
             continue
         stage += 1
         row = graph.spec.rows[run[0].row].name
-        name = row if row and row not in taken else f"stage{stage}"
-        while name in taken:
-            name += "_"
+        name = row or f"stage{stage}"
+        k = 0
+        while name in taken:  # a row with several stages: <row>_1, <row>_2, ...
+            k += 1
+            name = f"{row or 'stage'}_{k}"
         taken.add(name)
         out.append(Item(name, run))
     return out
@@ -323,7 +327,7 @@ def _unit_module(frags: _Fragments, graph: Graph, unit: Unit) -> str:
     return _text(frags.op(node.op).module, node_context(graph, node))
 
 
-def _unit_comment(frags: _Fragments, graph: Graph, unit: Unit, flat: frozenset[str]) -> str:
+def _unit_comment(graph: Graph, unit: Unit, flat: frozenset[str]) -> str:
     """`name: in -> out`, and for a block every member's output on the way."""
     text = f"{unit.name}: {_dims(graph, unit.inputs[0], flat) if unit.inputs else ''}"
     if unit.block is not None:
@@ -346,12 +350,12 @@ def _init(frags: _Fragments, graph: Graph, item: Item, flat: frozenset[str]) -> 
         if not ctor:
             return []
         return [
-            comment(_unit_comment(frags, graph, unit, flat), INDENT * 2),
+            comment(_unit_comment(graph, unit, flat), INDENT * 2),
             assign(2, target, parse(ctor)),
         ]
     body = []
     for unit in item.units:
-        body.append(comment(_unit_comment(frags, graph, unit, flat), INDENT * 3))
+        body.append(comment(_unit_comment(graph, unit, flat), INDENT * 3))
         body.append(noqa(lines(parse(_unit_module(frags, graph, unit)), 3, suffix=",")))
     return [f"{INDENT * 2}{target} = nn.Sequential(", *body, f"{INDENT * 2})"]
 
