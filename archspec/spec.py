@@ -7,7 +7,6 @@ The schema lives in the field tables (`HEADER_FIELDS` here, each layer kind's `f
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -19,6 +18,7 @@ from archspec.errors import Location, SpecError
 from archspec.names import SPEC_NAME, identifier_problem, module_name_problem
 from archspec.ops import LAYER_KINDS
 from archspec.ops.base import Field
+from archspec.suggest import closest
 from archspec.yamlsrc import Node, load_yaml, read_yaml_file
 
 MAX_CHANNELS = 1 << 16
@@ -301,8 +301,11 @@ def _fields(
     index = {f.name: f for f in fields}
     for key, (key_loc, _) in items.items():
         if key not in index:
-            near = difflib.get_close_matches(key, list(index), n=1)
-            hint = f"did you mean {near[0]!r}?" if near else None
+            near = closest(str(key), index)
+            hint = f"did you mean {near!r}?" if near else None
+            owners = [k.name for k in LAYER_KINDS.values() if key in k.field_index]
+            if owners and path.startswith("layers["):  # an exact field elsewhere: say where
+                hint = f"{key!r} is a field of {', '.join(owners)} rows"
             allowed = ", ".join(index)
             raise SpecError(
                 f"unknown field {key!r} for {what}; expected one of: {allowed}",
@@ -340,12 +343,12 @@ def _row(index: int, node: Node) -> Row:
     op_loc, op_node = items["op"]
     op = op_node.value
     if not isinstance(op, str) or op not in LAYER_KINDS:
-        near = difflib.get_close_matches(str(op), list(LAYER_KINDS), n=1, cutoff=0.4)
+        near = closest(str(op), LAYER_KINDS)
         raise SpecError(
             f"unknown operator {_found(op)}; expected one of: {', '.join(LAYER_KINDS)}",
             op_node.loc,
             f"{path}.op",
-            f"did you mean {near[0]!r}?" if near else None,
+            f"did you mean {near!r}?" if near else None,
         )
     kind = LAYER_KINDS[op]
     note = check_value(ROW_NOTE, items["note"][1], f"{path}.note") if "note" in items else None

@@ -17,6 +17,7 @@ from archspec.lower import lower, make_divisible
 from archspec.ops import GRAPH_OPS, LAYER_KINDS
 from archspec.ops.base import no_weights
 from archspec.spec import load_spec, load_spec_text, spec_to_dict
+from archspec.suggest import closest, edit_distance
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -314,3 +315,59 @@ def test_a_note_round_trips_and_must_be_text():
     with pytest.raises(SpecError) as info:
         load_spec_text(NOTED.replace("note: 'review: stride 1 | 2?'", "note: [1]"))
     assert info.value.field == "layers[0].note" and "expected text" in info.value.message
+
+
+def _typo(word: str) -> str:
+    """The word with its middle letter dropped."""
+    i = len(word) // 2
+    return word[:i] + word[i + 1 :]
+
+
+@pytest.mark.parametrize("kind", sorted(LAYER_KINDS))
+def test_an_unknown_op_suggests_only_a_close_row_kind(kind):
+    others = [k for k in LAYER_KINDS if k != kind]
+    # a typo of a registered kind (or its name in capitals) finds it
+    if len(kind) > 3:
+        assert closest(_typo(kind), LAYER_KINDS) == kind
+    assert closest(kind.upper(), LAYER_KINDS) == kind
+    # the same name before its op existed: a suggestion, if any, is a near spelling
+    near = closest(kind, others)
+    assert near is None or edit_distance(kind, near) <= 2
+    text = HEAD + f"layers:\n  - {{op: {_typo(kind)}x}}\n"
+    with pytest.raises(SpecError) as info:
+        load_spec_text(text)
+    assert info.value.field == "layers[0].op"
+    assert info.value.message.endswith("expected one of: " + ", ".join(LAYER_KINDS))
+
+
+def test_maxpool_is_not_offered_avgpool():
+    assert closest("maxpool", [k for k in LAYER_KINDS if k != "maxpool"]) is None
+    assert edit_distance("maxpool", "avgpool") == 3
+    assert edit_distance("bottlenekc", "bottleneck") == 1  # a swap counts once
+
+
+@pytest.mark.parametrize("kind", sorted(LAYER_KINDS))
+def test_an_unknown_field_lists_the_fields_of_its_row_kind(kind):
+    text = HEAD + f"layers:\n  - {{op: {kind}, zzz: 1}}\n"
+    with pytest.raises(SpecError) as info:
+        load_spec_text(text)
+    fields = ", ".join(LAYER_KINDS[kind].field_index)
+    assert info.value.message == f"unknown field 'zzz' for a {kind} row; expected one of: {fields}"
+    assert info.value.field == "layers[0].zzz"
+
+
+@pytest.mark.parametrize(
+    ("row", "hint"),
+    [
+        ("{op: conv2d, c: 8, stride: 2}", "did you mean 's'?"),
+        ("{op: conv2d, c: 8, kernel: 3}", "did you mean 'k'?"),
+        ("{op: bottleneck, t: 6, channels: 8}", "did you mean 'c'?"),
+        ("{op: conv2d, c: 8, dilaton: 2}", "did you mean 'dilation'?"),
+        ("{op: conv2d, c: 8, t: 6}", "'t' is a field of bottleneck rows"),
+        ("{op: conv2d, c: 8, qqq: 6}", None),
+    ],
+)
+def test_unknown_field_hints(row, hint):
+    with pytest.raises(SpecError) as info:
+        load_spec_text(HEAD + f"layers:\n  - {row}\n")
+    assert info.value.hint == hint
