@@ -33,7 +33,7 @@ TREE_MARKER = "archspec.schema.json"  # the folder holding it is the root of a s
 _PARAM = re.compile(r"\$([A-Za-z][A-Za-z0-9_]*)")
 _WORD = re.compile(r"[A-Za-z0-9_]+")
 COMPOSE_KEYS = ("base", "trim_after", "units")
-INSTANCE_KEYS = ("unit", "name", "from", "n")
+INSTANCE_KEYS = ("unit", "name", "from", "n", "part")
 UNIT_KEYS = ("description", "params", "inputs", "layers", "output")
 
 
@@ -342,6 +342,7 @@ class _Scope:
     inputs: Mapping[str, Node | None]  # input name -> the tensor it reads (None: previous row)
     names: Mapping[str, str]  # local row name -> expanded row name
     via: str
+    part: Node | None  # the use's `part`, given to every row that names none itself
 
 
 class _Expander:
@@ -449,7 +450,8 @@ class _Expander:
                     names[f"#{j}"] = f"{prefix}_{_auto_prefix(urow)}{j}"
                 if local is not None:
                     names[local[1].value] = names[f"#{j}"]
-            scope = _Scope(unit, args, dict(zip(unit.inputs, sources, strict=True)), names, via)
+            inputs = dict(zip(unit.inputs, sources, strict=True))
+            scope = _Scope(unit, args, inputs, names, via, items.get("part", (None, None))[1])
             for j, urow in enumerate(unit.rows):
                 self._unit_row(urow, j, scope, (*stack, uname))
             sources = [Node(out, row.loc), *sources[:-1]]
@@ -475,6 +477,8 @@ class _Expander:
                 out[key] = (kloc, _rewired(node, scope))
             else:
                 out[key] = (kloc, _substituted(node, scope))
+        if "part" not in out and scope.part is not None:
+            out["part"] = (at, scope.part)
         first = scope.inputs[scope.unit.inputs[0]]
         if j == 0 and "from" not in out and first is not None:
             out["from"] = (at, first)

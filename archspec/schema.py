@@ -98,6 +98,7 @@ def _unit_use() -> dict[str, Any]:
             "unit": {**_NAME, "description": "The unit to use (a name under `units:`)."},
             "name": {**_NAME, "description": "Name of the use: its result, and its rows' prefix."},
             "from": {**refs, "description": "The unit's inputs, in order."},
+            "part": {**_NAME, "description": "The part of every row of the use that names none."},
             "n": {
                 "type": "integer",
                 "minimum": 1,

@@ -565,3 +565,29 @@ def test_text_arguments_are_inserted_in_parentheses_and_lists_refused(tmp_path):
         load_spec_text(text.replace("per: num_classes + 1", "per: [1, 2]"), "list_arg.yaml")
     assert "found a list for $per, used inside '$per * 2'" in info.value.message
     assert info.value.location.line == len(text.splitlines())  # the use, where the list is
+
+
+def test_a_use_puts_its_rows_in_its_part():
+    text = (
+        HEAD
+        + """units:
+  inner:
+    layers:
+      - {op: conv2d, c: 8, k: 1}
+  outer:
+    layers:
+      - {op: conv2d, name: own, c: 8, part: mine}
+      - {unit: inner}
+layers:
+  - {op: conv2d, name: stem, c: 8}
+  - {unit: outer, name: h, part: head}
+  - {unit: outer, name: b}
+"""
+    )
+    parts = {n.name: n.part for n in lower(load_spec_text(text, "parts.yaml")).nodes}
+    assert (parts["h_own"], parts["h"], parts["b_own"], parts["b"]) == (
+        "mine",
+        "head",
+        "mine",
+        "backbone",
+    )
