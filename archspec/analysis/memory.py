@@ -34,6 +34,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 from archspec.analysis.schedule import (
     Placement,
@@ -151,9 +152,13 @@ class MemoryPlan:
     alignment: int = 1
     row_tile: int | None = None
 
+    @cached_property
+    def _ops_by_name(self) -> dict[str, FusedOp]:
+        return {f.name: f for f in self.fused_ops}
+
     def op(self, name: str) -> FusedOp:
         """The fused op called `name`."""
-        return next(f for f in self.fused_ops if f.name == name)
+        return self._ops_by_name[name]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ The numbers come from `archspec.analysis.memory` (the model and the planner) and
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -176,18 +177,28 @@ def analyze_memory(
     if mode == "op" and row_tile is not None:
         raise ValueError("row_tile applies to the fused memory model only")
 
+    done: list[MemoryPlan] = []
+
     def run(m: str, s: int | str, limit: float | None) -> MemoryPlan:
         if progress is not None:
             progress(f"{m} {s}" if m == "fused" else m)
-        return plan_memory(
-            graph,
-            mode=m,
-            split=s,
-            dtype=dtype,
-            first_layer_trick=first_layer_trick,
-            time_limit=limit,
-            row_tile=row_tile if m == "fused" else None,
+        if not graph.blocks and done:
+            # Nothing to fuse: every model is the op model; plan it once, label it per model.
+            return dataclasses.replace(
+                done[0], mode=m, split=s, row_tile=row_tile if m == "fused" else None
+            )
+        done.append(
+            plan_memory(
+                graph,
+                mode=m,
+                split=s,
+                dtype=dtype,
+                first_layer_trick=first_layer_trick,
+                time_limit=limit,
+                row_tile=row_tile if m == "fused" else None,
+            )
         )
+        return done[-1]
 
     plan = run(mode, split, time_limit)
     op_plan = plan if mode == "op" else run("op", 1, compare_time_limit)
