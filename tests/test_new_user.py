@@ -371,3 +371,23 @@ def test_unknown_field_hints(row, hint):
     with pytest.raises(SpecError) as info:
         load_spec_text(HEAD + f"layers:\n  - {row}\n")
     assert info.value.hint == hint
+
+
+def _readme_section(title: str) -> str:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    start = text.index(f"### {title}\n")
+    return text[start : text.index("\n#", start + 1)]
+
+
+def test_readme_lists_the_reserved_names_and_each_is_refused():
+    from archspec.names import RESERVED, identifier_problem
+    from archspec.targets.pytorch import MODULE_ATTRIBUTES
+
+    section = _readme_section("Reserved names")
+    bullets = section.split("\n- ")[1:]
+    quoted = [re.findall(r"`([A-Za-z_][A-Za-z0-9_]*)`", b) for b in bullets]
+    assert {f"`{n}`" for n in RESERVED} <= set(re.findall(r"`[^`]+`", section))
+    for names in quoted[:3]:  # keywords, C keywords, the generated modules' own names
+        assert names and all(identifier_problem(n) for n in names if n != "from")
+    torch_attrs = [n for n in quoted[3] if n in MODULE_ATTRIBUTES]
+    assert len(torch_attrs) >= 6 and not any(identifier_problem(n) for n in ("train", "cuda"))
