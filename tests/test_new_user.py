@@ -391,3 +391,41 @@ def test_readme_lists_the_reserved_names_and_each_is_refused():
         assert names and all(identifier_problem(n) for n in names if n != "from")
     torch_attrs = [n for n in quoted[3] if n in MODULE_ATTRIBUTES]
     assert len(torch_attrs) >= 6 and not any(identifier_problem(n) for n in ("train", "cuda"))
+
+
+def _memory_report(graph) -> tuple[dict, str]:
+    from archspec.analysis.memory_summary import analyze_memory
+
+    data = report_data(graph, analyze_cost(graph), analyze_memory(graph, dtype="float16").data)
+    return data, render_text(data)
+
+
+def test_no_split_table_nor_paper_column_for_mobilenet_v1():
+    data, text = _memory_report(lower(load_spec(str(ROOT / "specs/paper/mnv1_1.0.yaml"))))
+    tradeoff = data["memory"]["split_tradeoff"]
+    assert len({r["peak_bytes"] for r in tradeoff}) == 1  # nothing to fuse: every split alike
+    assert "Memory against split" not in text
+    table3_rows = data["memory"]["table3"]
+    assert all("paper_channels" not in r for r in table3_rows)
+    assert "Table 3" in text and "Paper (ch / K)" not in text and "≠" not in text
+    assert "Bottleneck tensor" not in text  # no block reads or writes any tensor
+
+
+def test_mobilenet_v2_keeps_the_split_table_and_the_paper_column():
+    data, text = _memory_report(lower(load_spec(str(ROOT / "specs/mnv2_1.0.yaml"))))
+    assert "Memory against split" in text and "Paper (ch / K)" in text
+    assert all("paper_channels" in r for r in data["memory"]["table3"])
+
+
+def test_a_network_shaped_like_mobilenet_v2_is_not_compared_with_it():
+    """Same sizes and width, one stage wider: its own column alone."""
+    from archspec.analysis.table3 import table3
+
+    source = (ROOT / "specs/mnv2_1.0.yaml").read_text(encoding="utf-8")
+    assert source.count("c: 96,") == 1
+    graph = lower(load_spec_text(source.replace("c: 96,", "c: 104,")))
+    assert all("paper_channels" not in r for r in table3(graph, "float16"))
+    paper = lower(load_spec_text(source))
+    assert all("paper_channels" in r for r in table3(paper, "float16"))
+    half = lower(load_spec_text(source, overrides=["resolution=[224, 192]"]))
+    assert all("paper_channels" not in r for r in table3(half, "float16"))

@@ -8,14 +8,14 @@ this module only words and tabulates them. Text, markdown and HTML reports all r
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from archspec.analysis.memory import MemoryPlan
 
-__all__ = ["Section", "memory_sections", "plan_label"]
+__all__ = ["Section", "memory_sections", "plan_label", "splitting_matters"]
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,17 @@ class Section:
 
 def _n(value: int | None) -> str:
     return "-" if value is None else f"{value:,}"
+
+
+def splitting_matters(tradeoff: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether the split changes anything: the peak, where it is or its workspace. A network
+    without a fusable block (or one whose peak no block reaches) gives identical rows, which
+    the report leaves out."""
+    keys = {
+        (r["peak_bytes"], r["peak_step"], r["group_channels_at_peak"], r["workspace_at_peak_bytes"])
+        for r in tradeoff
+    }
+    return len(keys) > 1
 
 
 def memory_sections(memory: Mapping[str, Any]) -> list[Section]:
@@ -92,7 +103,7 @@ def memory_sections(memory: Mapping[str, Any]) -> list[Section]:
             ),
         )
     )
-    if m.get("split_tradeoff"):
+    if splitting_matters(m.get("split_tradeoff") or ()):
         op_peak = m.get("op_mode_peak_bytes")
         lines = [
             "Fused bottleneck blocks, the expansion split into groups of ceil(n / T) "
@@ -128,15 +139,10 @@ def memory_sections(memory: Mapping[str, Any]) -> list[Section]:
     rows = m.get("table3") or []
     if rows:
         paper = "paper_channels" in rows[0]
-        headers = [
-            "Size",
-            "Largest tensor",
-            "Channels",
-            "Bytes",
-            "Bottleneck tensor",
-            "Channels",
-            "Bytes",
-        ]
+        blocks = any(r["bottleneck_tensor"] is not None for r in rows)
+        headers = ["Size", "Largest tensor", "Channels", "Bytes"]
+        if blocks:
+            headers += ["Bottleneck tensor", "Channels", "Bytes"]
         if paper:
             headers += ["Paper (ch / K)", "Note"]
         body = []
@@ -147,18 +153,24 @@ def memory_sections(memory: Mapping[str, Any]) -> list[Section]:
                 r["tensor"],
                 _n(r["channels"]),
                 _n(r["bytes"]),
-                r["bottleneck_tensor"] or "-",
-                _n(r["bottleneck_channels"]),
-                _n(r["bottleneck_bytes"]),
             ]
+            if blocks:
+                cells += [
+                    r["bottleneck_tensor"] or "-",
+                    _n(r["bottleneck_channels"]),
+                    _n(r["bottleneck_bytes"]),
+                ]
             if paper:
                 mark = "" if r["agrees_with_paper"] else " ≠"
                 cells += [f"{r['paper_channels']} / {r['paper_kb']}K{mark}", r["note"] or "-"]
             body.append(tuple(cells))
+        bottleneck = (
+            " and the largest bottleneck tensor (one a block reads or writes)" if blocks else ""
+        )
         lines = [
             "Single tensors, not an Eq. 2 peak: per spatial size, the largest tensor the fused "
-            "model materialises (the network input excluded) and the largest bottleneck tensor "
-            f"(one a block reads or writes), at 16-bit. Max {m['table3_max_bytes']:,} B.",
+            f"model materialises (the network input excluded){bottleneck}, at 16-bit. "
+            f"Max {m['table3_max_bytes']:,} B.",
         ]
         if paper:
             lines.append(

@@ -2,8 +2,9 @@
 
 Table 3 counts single tensors of the fused model (bottleneck blocks fused, inner tensors
 disposable), not an Eq. 1 peak; `table3` reproduces it from a graph and, where the graph is
-comparable with the paper's network, puts the paper's MobileNetV2 column beside it with a note
-computed from the graph wherever the two differ.
+the paper's MobileNetV2 (its Table 2 blocks at width 1.0, 224²), puts the paper's MobileNetV2
+column beside it with a note computed from the graph wherever the two differ; any other network
+has its own column alone.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Mapping
 
 from archspec.analysis.memory import dtype_bytes, memory_problem, stem_of
 from archspec.graph import INPUT, Graph
+from archspec.ops.base import Role
 
 # The MobileNetV2 column of the paper's Table 3 (channels, memory in K as printed), keyed by
 # the spatial size. Shown beside our computed rows for comparison only; never used as a result.
@@ -23,6 +25,17 @@ PAPER_TABLE3: Mapping[int, tuple[int, int]] = {
     7: (320, 32),
     1: (1280, 2),
 }
+# The bottleneck rows of the paper's Table 2 (t, c, n, s): a graph is the paper's MobileNetV2
+# (and Table 3's column is its column) when its blocks follow them at width 1.0 and 224².
+PAPER_TABLE2_BOTTLENECKS: tuple[tuple[int, int, int, int], ...] = (
+    (1, 16, 1, 1),
+    (6, 24, 2, 2),
+    (6, 32, 3, 2),
+    (6, 64, 4, 2),
+    (6, 96, 3, 1),
+    (6, 160, 3, 2),
+    (6, 320, 1, 1),
+)
 
 
 def table3(graph: Graph, dtype: str = "float16", *, first_layer_trick: bool = True) -> list[dict]:
@@ -33,9 +46,9 @@ def table3(graph: Graph, dtype: str = "float16", *, first_layer_trick: bool = Tr
     output is not materialised); the network input is not counted. Each row gives the largest
     such tensor (`tensor`, `channels`, `bytes`) and the largest bottleneck tensor, i.e. one a
     block reads or writes (`bottleneck_*`, None where no block touches that size). Rows run
-    from the largest spatial size down. When the graph is comparable with the paper's network
-    (width multiplier 1.0, the same spatial sizes), each row also carries the paper's
-    MobileNetV2 value and a note where they differ.
+    from the largest spatial size down. When the graph is the paper's MobileNetV2 (Table 2's
+    blocks at width 1.0 and 224²), each row also carries the paper's MobileNetV2 value and a
+    note where they differ; any other network has its own column alone.
     """
     nbytes = dtype_bytes(dtype)
     _, fops = memory_problem(graph, "fused", 1, first_layer_trick, nbytes)
@@ -76,8 +89,24 @@ def table3(graph: Graph, dtype: str = "float16", *, first_layer_trick: bool = Tr
 
 
 def _comparable_with_paper(graph: Graph, rows: list[dict]) -> bool:
+    """True when the graph is the paper's MobileNetV2: width 1.0 at 224², the bottleneck blocks
+    of Table 2 (t, output channels, stride) and Table 3's spatial sizes. Any other network,
+    however alike in sizes (MobileNetV1), is shown alone."""
     sizes = {tuple(r["resolution"]) for r in rows}
-    return graph.spec.width_multiplier == 1.0 and sizes == {(s, s) for s in PAPER_TABLE3}
+    if graph.spec.width_multiplier != 1.0 or graph.spec.resolution != (224, 224):
+        return False
+    if sizes != {(s, s) for s in PAPER_TABLE3}:
+        return False
+    expected = [
+        (t, c, s if i == 0 else 1) for t, c, n, s in PAPER_TABLE2_BOTTLENECKS for i in range(n)
+    ]
+    ours = []
+    for block in graph.blocks:
+        if block.kind != "bottleneck":
+            return False
+        dw = block.members(graph)[Role.DWISE]
+        ours.append((block.t, graph.node(block.output).shape.c, dw.attrs["s"]))
+    return ours == expected
 
 
 def _compare_with_paper(graph: Graph, rows: list[dict], trick: bool, nbytes: int) -> None:
