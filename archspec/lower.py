@@ -6,6 +6,7 @@ concrete channel counts.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -22,7 +23,8 @@ from archspec.ops.common import DEFAULT_PART
 from archspec.spec import CHANNEL_NAMES, MAX_CHANNELS, Row, Spec
 
 MAX_NODES = 20_000
-MAX_TENSOR_ELEMENTS = 1 << 31
+MAX_TENSOR_ELEMENTS = 1 << 31  # any one tensor: the network input, an activation, a weight array
+MAX_WEIGHT_ELEMENTS = 1 << 31  # all weight arrays together (8 GiB as float32)
 
 
 def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
@@ -88,7 +90,16 @@ class _Lowering:
         self.row_names: dict[str, int] = {}
         self.block_count = 0
         self.counts: dict[int, ChannelCount] = {}
+        self.weight_elements = 0
         h, w = spec.resolution
+        if spec.in_channels * h * w > MAX_TENSOR_ELEMENTS:
+            raise SpecError(
+                f"the input would hold {spec.in_channels * h * w:,} elements "
+                f"({spec.in_channels}×{h}×{w}); expected at most {MAX_TENSOR_ELEMENTS:,}",
+                spec.locs.get("input", spec.rows[0].loc),
+                "input",
+                "lower the resolution or the channels",
+            )
         self.nodes[INPUT] = GNode(
             INPUT,
             "input",
@@ -201,6 +212,19 @@ class _Lowering:
                 row.loc,
                 f"layers[{row.index}]",
             )
+        ins = [self.nodes[i].shape for i in inputs]
+        for weight in graph_op.weights(full, ins, shape):
+            count = math.prod(weight.shape)
+            self.weight_elements += count
+            if count > MAX_TENSOR_ELEMENTS or self.weight_elements > MAX_WEIGHT_ELEMENTS:
+                raise SpecError(
+                    f"{name}.{weight.name} would hold {count:,} weights (the network "
+                    f"{self.weight_elements:,} so far); expected at most {MAX_TENSOR_ELEMENTS:,} "
+                    f"in one array and {MAX_WEIGHT_ELEMENTS:,} in all",
+                    row.loc,
+                    f"layers[{row.index}]",
+                    "lower the channels, the kernel size or the width multiplier",
+                )
         if block is not None:
             self.block_members.setdefault(block, []).append(name)
         part = row.fields.get("part") or DEFAULT_PART

@@ -206,7 +206,7 @@ def test_other_yaml_errors_are_bad_input(tmp_path, capsys, monkeypatch):
     def broken(*args, **kwargs):
         raise yaml.YAMLError("the parser gave up")
 
-    monkeypatch.setattr(yaml, "compose", broken)
+    monkeypatch.setattr("archspec.yamlsrc.compose", broken)
     spec = tmp_path / "s.yaml"
     spec.write_text("name: x\n")
     code, err = run(capsys, "validate", str(spec))
@@ -499,19 +499,29 @@ def test_constraints_need_something_and_only_and(small_space):
 # -- the C target -------------------------------------------------------------------------------
 
 
-def test_c_target_refuses_an_arena_it_cannot_index(tmp_path, capsys):
-    # 32 x 8192 x 8192 floats is the largest tensor a spec may have (2^31 elements), one more
-    # than the C kernels' int indices reach.
+@pytest.mark.parametrize(
+    ("channels", "arena"),
+    [
+        # 32 x 8192 x 8192 floats is the largest tensor a spec may have (2^31 elements)
+        (32, 9_395_240_960),
+        # under the int-indexing cap the first round allowed (8 GiB), over what links (2 GiB)
+        (8, 2_952_790_016),
+    ],
+)
+def test_c_target_refuses_static_data_it_cannot_link(tmp_path, capsys, channels, arena):
     spec = tmp_path / "huge.yaml"
     spec.write_text(
         "name: huge\ninput: {resolution: 8192, channels: 3}\nlayers:\n"
-        "  - {op: conv2d, name: wide, c: 32, k: 1}\n"
+        f"  - {{op: conv2d, name: wide, c: {channels}, k: 1}}\n"
     )
     out = tmp_path / "out"
     code, err = run(capsys, "build", str(spec), "--target", "c", "-o", str(out))
     assert code == 2
-    assert f"error: {spec}: the arena needs 9395240960 bytes; the c target indexes it" in err
+    assert f"error: {spec}: the c target's static data would be " in err
+    assert f"(arena {arena:,}, " in err
+    assert "the default code model links at most 2,130,706,432" in err
     assert "hint: lower the resolution or the width multiplier" in err
+    assert "Traceback" not in err
     assert not out.exists()
 
 

@@ -11,13 +11,12 @@ from typing import Any
 
 from archspec.activations import ACTIVATION_TABLE
 from archspec.analysis.memory import FusedOp, MemoryPlan
-from archspec.errors import Location, SpecError
+from archspec.errors import SpecError
 from archspec.graph import Graph
 from archspec.ops import BLOCK_KINDS, GRAPH_OPS
 from archspec.targets.c.kernels import Kernel, KernelSet
 
 FLOAT_BYTES = 4
-MAX_FLOATS = 2**31 - 1  # the kernels index with int
 
 
 def _shape(h: int, w: int, c: int) -> str:
@@ -216,16 +215,6 @@ class Program:
                 }
             )
             steps.append(step)
-
-        for b in buffers:
-            if b["offset"] + b["floats"] > MAX_FLOATS:
-                raise SpecError(
-                    f"the arena needs {plan.placement.arena_bytes} bytes; the c target indexes "
-                    "it with int and supports at most 8 GiB",
-                    Location(self.graph.spec.rows[0].loc.file),
-                    None,
-                    "lower the resolution or the width multiplier",
-                )
 
         graph_inputs = []
         for t in problem.graph_inputs:

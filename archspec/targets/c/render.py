@@ -9,6 +9,7 @@ import numpy as np
 
 from archspec import __version__
 from archspec.analysis.memory import MemoryPlan, plan_memory
+from archspec.errors import Location, SpecError
 from archspec.graph import Graph
 from archspec.names import spec_identifier
 from archspec.options import Split, check_row_tile, check_split
@@ -31,6 +32,30 @@ def _plan_desc(plan: MemoryPlan, split: Split) -> str:
     )
 
 
+# Static data the generated program may hold (arena, weights, run.c's input and output
+# buffers): what x86-64's default small code model links (2 GiB), less room for the code. The
+# kernels index within one tensor with int, which lowering's per-tensor limit keeps in range.
+MAX_STATIC_BYTES = 2**31 - 2**24
+
+
+def check_static_size(graph: Graph, plan: MemoryPlan) -> None:
+    """Refuse, before any rendering, a network whose static data the C program cannot link."""
+    x = graph.input.shape
+    outputs = sum(graph.node(o).shape.numel for o in graph.outputs)
+    weights = plan.weights_params * FLOAT_BYTES
+    io = (x.numel + outputs) * FLOAT_BYTES
+    total = plan.placement.arena_bytes + weights + io
+    if total > MAX_STATIC_BYTES:
+        raise SpecError(
+            f"the c target's static data would be {total:,} bytes (arena "
+            f"{plan.placement.arena_bytes:,}, weights {weights:,}, input and output {io:,}); "
+            f"the default code model links at most {MAX_STATIC_BYTES:,}",
+            Location(graph.spec.rows[0].loc.file),
+            None,
+            "lower the resolution or the width multiplier",
+        )
+
+
 def _fragment_path(kind: str) -> str:
     # graph ops' fragments and the kernel kinds fusable blocks declare share one folder
     return fragment("c", kind)
@@ -49,6 +74,7 @@ def render_files(
     plan = plan_memory(graph, mode="fused", split=split, dtype="float32", row_tile=row_tile)
     if plan.dtype_bytes != FLOAT_BYTES:
         raise RuntimeError("the c target needs a float32 memory plan")
+    check_static_size(graph, plan)
     ident = spec_identifier(graph.name)
     builder = Program(graph, plan, split)
     program = builder.build()

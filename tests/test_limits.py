@@ -1,0 +1,84 @@
+"""Limits that cover every tensor (issue 14, class 7): the network input and the weight arrays
+are held to the same 2^31-element limit as the activations, checked while lowering, so that
+`validate` refuses what `build` could never allocate."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from archspec.lower import MAX_TENSOR_ELEMENTS, MAX_WEIGHT_ELEMENTS
+
+C = 16384
+
+
+def _run(tmp_path: Path, text: str, *args: str) -> tuple[int, str, float]:
+    spec = tmp_path / "limits.yaml"
+    spec.write_text(text)
+    start = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "archspec", *args, str(spec)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    return done.returncode, done.stderr, time.perf_counter() - start
+
+
+@pytest.mark.parametrize(
+    ("channels", "resolution", "ok"),
+    [(32, 8192, True), (33, 8192, False), (65536, 8192, False), (65536, [8192, 1], True)],
+)
+@pytest.mark.parametrize("command", ["validate", "report"])
+def test_network_input_is_limited(tmp_path, command, channels, resolution, ok) -> None:
+    h, w = (resolution, resolution) if isinstance(resolution, int) else resolution
+    assert (channels * h * w <= MAX_TENSOR_ELEMENTS) == ok
+    text = (
+        f"name: big_in\ninput: {{resolution: {resolution}, channels: {channels}}}\n"
+        "layers:\n  - {op: avgpool, global: true}\n"
+    )
+    args = (command, "-o", str(tmp_path / "r.txt")) if command == "report" else (command,)
+    code, err, seconds = _run(tmp_path, text, *args)
+    assert "Traceback" not in err and seconds < 30
+    if ok:
+        assert code == 0, err
+    else:
+        assert code == 2
+        assert f"limits.yaml:2:8: input: the input would hold {channels * h * w:,} elements" in err
+        assert not (tmp_path / "r.txt").exists()
+
+
+@pytest.mark.parametrize(
+    ("rows", "needle"),
+    [
+        # one array of 65536 x 65536 x 15 x 15 weights
+        (
+            [
+                "{op: conv2d, c: 65536, k: 1, scale: none}",
+                "{op: conv2d, c: 65536, k: 15, scale: none}",
+            ],
+            "conv1.weight would hold 966,367,641,600 weights",
+        ),
+        # arrays each under the limit (16384 x 16384) whose sum is over it by the 9th
+        (
+            ["{op: conv2d, c: 16384, k: 1, scale: none}" for _ in range(10)],
+            # conv0 (3 inputs) and conv1..7 with their BatchNorm arrays, then conv8's weight
+            "conv8.weight would hold 268,435,456 weights (the network "
+            f"{3 * C + 4 * C + 7 * (C * C + 4 * C) + C * C:,} so far)",
+        ),
+    ],
+)
+def test_weights_are_limited(tmp_path, rows, needle) -> None:
+    text = "name: big_w\ninput: {resolution: 8, channels: 3}\nlayers:\n" + "".join(
+        f"  - {r}\n" for r in rows
+    )
+    code, err, seconds = _run(tmp_path, text, "validate")
+    assert code == 2 and "Traceback" not in err and seconds < 30
+    assert needle in err
+    assert (
+        f"expected at most {MAX_TENSOR_ELEMENTS:,} in one array and {MAX_WEIGHT_ELEMENTS:,}" in err
+    )
