@@ -122,8 +122,10 @@ def test_torchvision_state_dict_loads_through_the_key_mapping(mnv2, tmp_path: Pa
 
 
 def test_torchvision_mapping_only_for_its_layout(branching_graph) -> None:
-    text = target.render_module(branching_graph, environment())
-    assert "from_torchvision_state_dict" not in text and "NODE_MODULES" in text
+    mnv1 = lower(load_spec(str(ROOT / "specs" / "paper" / "mnv1_1.0.yaml")))  # no blocks
+    for graph in (branching_graph, mnv1):
+        text = target.render_module(graph, environment())
+        assert "from_torchvision_state_dict" not in text and "NODE_MODULES" in text
 
 
 def test_block_classes_and_stages(mnv2) -> None:

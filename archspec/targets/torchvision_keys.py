@@ -58,6 +58,9 @@ def torchvision_modules(graph: Graph, paths: Mapping[str, str]) -> list[Entry]:
         else:
             return []
         feature += 1
+    convs = [i for i, (n, conv, _) in enumerate(out) if conv.count(".") == 2]  # features.<i>.0
+    if convs != [0, len(out) - 1] or len(out) < 3:  # a conv, inverted residuals, a conv
+        return []
     out.append((fc.name, "classifier.1", None))
     if {n for n, _, _ in out} != set(paths):
         return []
