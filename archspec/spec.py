@@ -436,7 +436,8 @@ def apply_overrides(root: Node, overrides: Sequence[str]) -> Node:
     """Apply `--set KEY=VALUE` to the header before validation; values are parsed as YAML
     scalars (so `--set resolution=[160,192]` works), keys may be dotted (`rounding.divisor`)."""
     for item in overrides:
-        where = Location(f"--set {item}")
+        label = item if len(item) <= 60 else item[:57] + "..."
+        where = Location(f"--set {label}")
         if "=" not in item:
             raise SpecError("expected KEY=VALUE", where)
         key, _, text = item.partition("=")
@@ -448,7 +449,7 @@ def apply_overrides(root: Node, overrides: Sequence[str]) -> Node:
                 f"cannot set {key!r}; expected one of: " + ", ".join([*allowed, *OVERRIDE_ALIASES]),
                 where,
             )
-        value = load_yaml(text if text.strip() else "''", f"--set {item}")
+        value = load_yaml(text if text.strip() else "''", f"--set {label}")
         value = _relocate(value, where)
         root = _with(root, parts, value, where)
     return root

@@ -1,9 +1,11 @@
 """Safe YAML reading that keeps the source position of every value.
 
-The document is composed into a node tree with PyYAML's SafeLoader (nothing is constructed), then
-converted by hand: every mapping, sequence and scalar becomes a `Located*` value carrying its line
-and column. Tags outside YAML's core schema, duplicate keys, alias bombs and huge documents are
-refused with a located `SpecError`.
+The document is composed into a node tree from PyYAML's SafeLoader events without recursion
+(`archspec.yamlcompose`; nothing is constructed), then converted by hand: every mapping, sequence
+and scalar becomes a `Node` carrying its line and column. Tags outside YAML's core schema,
+duplicate keys, non-text keys, alias bombs, nesting deeper than `MAX_DEPTH`, integers of more than
+`MAX_INT_DIGITS` digits and huge documents are refused with a located `SpecError` that names the
+field (`layers[2].c`) where there is one.
 """
 
 from __future__ import annotations
@@ -16,14 +18,15 @@ from typing import Any
 import yaml
 
 from archspec.errors import Location, SpecError
+from archspec.yamlcompose import compose, mark_location
 
 MAX_DOCUMENT_BYTES = 4 * 1024 * 1024
 MAX_NODES = 200_000
 MAX_DEPTH = 64
+MAX_INT_DIGITS = 40  # far beyond any count in a spec, far below Python's 4300-digit limit
 
 _CORE = "tag:yaml.org,2002:"
 _INT = re.compile(r"^[-+]?(0|[1-9][0-9_]*)$")
-_FLOAT = re.compile(r"^[-+]?(\.[0-9]+|[0-9][0-9_]*(\.[0-9]*)?)([eE][-+]?[0-9]+)?$")
 
 
 @dataclass(frozen=True)
@@ -42,13 +45,41 @@ class Node:
         return self.value
 
 
-def _loc(file: str, mark: yaml.Mark | None) -> Location:
-    if mark is None:
-        return Location(file)
-    return Location(file, mark.line + 1, mark.column + 1)
+_loc = mark_location
 
 
-def _scalar(node: yaml.ScalarNode, file: str) -> Any:
+def describe(value: Any) -> str:
+    """A short description of a converted value for messages (never an internal object)."""
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    if value is None:
+        return "nothing (null)"
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _integer(text: str, where: Location, path: str | None) -> int:
+    cleaned = text.replace("_", "")
+    digits = cleaned.lstrip("+-")
+    if digits[:2].lower() in ("0x", "0b", "0o"):
+        digits = digits[2:]
+    if len(digits) > MAX_INT_DIGITS:
+        raise SpecError(
+            f"found an integer of {len(digits)} digits; expected at most {MAX_INT_DIGITS} digits",
+            where,
+            path,
+        )
+    if _INT.match(text):
+        return int(cleaned)
+    try:
+        return int(cleaned, 0)
+    except ValueError:
+        raise SpecError(f"cannot read {text!r} as an integer", where, path) from None
+
+
+def _scalar(node: yaml.ScalarNode, file: str, path: str | None = None) -> Any:
     tag = node.tag
     text = node.value
     where = _loc(file, node.start_mark)
@@ -59,32 +90,35 @@ def _scalar(node: yaml.ScalarNode, file: str) -> Any:
     if tag == _CORE + "bool":
         return text.lower() in ("true", "yes", "on")
     if tag == _CORE + "int":
-        cleaned = text.replace("_", "")
-        if _INT.match(text):
-            return int(cleaned)
-        try:
-            return int(cleaned, 0)
-        except ValueError as exc:
-            raise SpecError(f"cannot read {text!r} as an integer", where) from exc
+        return _integer(text, where, path)
     if tag == _CORE + "float":
+        shown = describe(text)
         lowered = text.lower()
         if lowered in (".nan", ".inf", "-.inf", "+.inf"):
-            raise SpecError(f"found {text!r}; expected a finite number", where)
+            raise SpecError(f"found {shown}; expected a finite number", where, path)
         try:
             value = float(text.replace("_", ""))
-        except ValueError as exc:
-            raise SpecError(f"cannot read {text!r} as a number", where) from exc
+        except ValueError:
+            raise SpecError(f"cannot read {shown} as a number", where, path) from None
         if not math.isfinite(value):
-            raise SpecError(f"found {text!r}; expected a finite number", where)
+            raise SpecError(f"found {shown}; expected a finite number", where, path)
         return value
     raise SpecError(
-        f"YAML tag {tag!r} is not allowed",
+        f"YAML tag {describe(tag)} is not allowed",
         where,
+        path,
         hint="specs use plain YAML values only; tags that construct objects are refused",
     )
 
 
+def _key_path(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
 class _Converter:
+    """PyYAML nodes → `Node`s. Recursion is bounded: the composer refuses nesting beyond
+    `MAX_DEPTH`, and aliases (which can nest a tree inside itself) are counted here."""
+
     def __init__(self, file: str) -> None:
         self.file = file
         self.count = 0
@@ -92,7 +126,7 @@ class _Converter:
         self.seen: set[int] = set()
         self.written_at: list[yaml.Mark] = []  # marks of nodes met for the first time (not aliases)
 
-    def convert(self, node: yaml.Node) -> Node:
+    def convert(self, node: yaml.Node, path: str = "") -> Node:
         self.count += 1
         if self.count > MAX_NODES or self.depth > MAX_DEPTH:
             # Point at the innermost place written out in the file, not at the anchor.
@@ -109,40 +143,57 @@ class _Converter:
             self.written_at.append(node.start_mark)
         self.depth += 1
         try:
-            return self._convert(node)
+            return self._convert(node, path)
         finally:
             self.depth -= 1
             if first_time:
                 self.written_at.pop()
 
-    def _convert(self, node: yaml.Node) -> Node:
+    def _convert(self, node: yaml.Node, path: str) -> Node:
         where = _loc(self.file, node.start_mark)
+        field = path or None
         if isinstance(node, yaml.ScalarNode):
-            return Node(_scalar(node, self.file), where)
+            return Node(_scalar(node, self.file, field), where)
         if isinstance(node, yaml.SequenceNode):
             if node.tag != _CORE + "seq":
-                raise SpecError(f"YAML tag {node.tag!r} is not allowed", where)
-            return Node([self.convert(item) for item in node.value], where)
+                raise SpecError(f"YAML tag {describe(node.tag)} is not allowed", where, field)
+            return Node(
+                [self.convert(item, f"{path}[{i}]") for i, item in enumerate(node.value)], where
+            )
         if isinstance(node, yaml.MappingNode):
             if node.tag != _CORE + "map":
-                raise SpecError(f"YAML tag {node.tag!r} is not allowed", where)
-            out: dict[str, tuple[Location, Node]] = {}
-            for key_node, value_node in node.value:
-                if key_node.tag == _CORE + "merge":
-                    raise SpecError("YAML merge keys (<<) are not supported", where)
-                key = self.convert(key_node)
-                if not isinstance(key.value, str):
-                    raise SpecError(f"found key {key.value!r}; expected a text key", key.loc)
-                if key.value in out:
-                    first = out[key.value][0]
-                    raise SpecError(
-                        f"duplicate key {key.value!r} (first at line {first.line})",
-                        key.loc,
-                        key.value,
-                    )
-                out[key.value] = (key.loc, self.convert(value_node))
-            return Node(out, where)
-        raise SpecError("unsupported YAML node", where)
+                raise SpecError(f"YAML tag {describe(node.tag)} is not allowed", where, field)
+            return Node(self._mapping(node, path), where)
+        raise SpecError("unsupported YAML node", where, field)
+
+    def _mapping(self, node: yaml.MappingNode, path: str) -> dict[str, tuple[Location, Node]]:
+        out: dict[str, tuple[Location, Node]] = {}
+        for key_node, value_node in node.value:
+            key_loc = _loc(self.file, key_node.start_mark)
+            if key_node.tag == _CORE + "merge":
+                raise SpecError("YAML merge keys (<<) are not supported", key_loc, path or None)
+            if not isinstance(key_node, yaml.ScalarNode):
+                kind = "a list" if isinstance(key_node, yaml.SequenceNode) else "a mapping"
+                raise SpecError(
+                    f"found {kind} as a key; expected a text key",
+                    key_loc,
+                    path or None,
+                    hint="keys are field names such as `op` or `c`; `? ` starts a complex key",
+                )
+            key = self.convert(key_node, path)
+            if not isinstance(key.value, str):
+                raise SpecError(
+                    f"found key {describe(key.value)}; expected a text key", key.loc, path or None
+                )
+            if key.value in out:
+                first = out[key.value][0]
+                raise SpecError(
+                    f"duplicate key {describe(key.value)} (first at line {first.line})",
+                    key.loc,
+                    _key_path(path, key.value),
+                )
+            out[key.value] = (key.loc, self.convert(value_node, _key_path(path, key.value)))
+        return out
 
 
 def load_yaml(text: str, file: str) -> Node:
@@ -152,7 +203,7 @@ def load_yaml(text: str, file: str) -> Node:
             f"file is larger than {MAX_DOCUMENT_BYTES // (1024 * 1024)} MiB", Location(file)
         )
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = compose(text, file, MAX_DEPTH)
     except yaml.MarkedYAMLError as exc:
         problem = exc.problem or "invalid YAML"
         mark = exc.problem_mark or exc.context_mark

@@ -193,6 +193,43 @@ CASES: list[tuple[str, str, str]] = [
     ("recursive_alias", "name: x\na: &a [*a]  #<-\n", "nests deeper than"),
     ("deep_nesting", "name: x\nlayers: " + "[" * 100 + "]" * 100 + "  #<-\n", "nests deeper than"),
     (
+        "deep_flow_nesting_1000",
+        "name: x\nlayers: " + "[" * 1000 + "]" * 1000 + "  #<-\n",
+        "nests deeper than 64 levels",
+    ),
+    (
+        "deep_mapping_nesting",
+        "name: x\nlayers: " + "{a: " * 400 + "1" + "}" * 400 + "  #<-\n",
+        "nests deeper than 64 levels",
+    ),
+    (
+        "deep_block_nesting",
+        "name: x\nlayers:\n"
+        + "".join("  " * i + "-\n" for i in range(1, 64))
+        + "  " * 64
+        + "-  #<-\n",
+        "nests deeper than 64 levels",
+    ),
+    (
+        "huge_decimal_integer",
+        rows("- {op: conv2d, c: " + "9" * 5000 + "}  #<-"),
+        "layers[0].c: found an integer of 5000 digits; expected at most 40 digits",
+    ),
+    (
+        "huge_hex_integer",
+        rows("- {op: conv2d, c: 16, s: 0x" + "f" * 5000 + "}  #<-"),
+        "layers[0].s: found an integer of 5000 digits",
+    ),
+    (
+        "huge_integer_as_text",
+        rows("- {op: conv2d, c: '" + "9" * 5000 + "'}  #<-"),
+        "layers[0].c: found '99999",
+    ),
+    ("complex_list_key", "name: x\n? [a, b]  #<-\n: 1\n", "found a list as a key"),
+    ("complex_mapping_key", "name: x\n{a: 1}: 1  #<-\n", "found a mapping as a key"),
+    ("undefined_alias", "name: x\ninput: *res  #<-\n", "found undefined alias *res"),
+    ("second_document", "name: x\n---  #<-\nname: y\n", "found a second YAML document"),
+    (
         "pool_window_too_big",
         rows("- {op: conv2d, c: 16, s: 8}", "- {op: avgpool, k: 7, padding: valid}  #<-"),
         "larger than the 4×4 feature map",
