@@ -29,6 +29,8 @@ TILE_SETS: tuple[tuple[str | None, tuple[tuple[int, int], ...]], ...] = (
 HELPER_ORDER = ("clamp", "taps", "pointwise", "depthwise", "direct")
 # The row-tiled kernels' helpers live in the files of their untiled twins (they share code).
 ROW_HELPERS = {"depthwise_rows": "depthwise", "direct_rows": "direct"}
+
+
 def with_bounds(params: Mapping[str, Any]) -> dict[str, Any]:
     """Kernel parameters with the clamp bounds of each activation they name: `act` gives `lo`
     and `hi`, `<part>_act` gives `<part>_lo` and `<part>_hi`."""
