@@ -197,14 +197,23 @@ class _Lowering:
                 f"layers[{row.index}].name",
             )
         if len(self.nodes) >= MAX_NODES:
-            raise SpecError(f"the graph would have more than {MAX_NODES} nodes", row.loc)
+            raise SpecError(
+                f"the graph would have more than {MAX_NODES} nodes",
+                row.loc,
+                f"layers[{row.index}]",
+                "this row crosses the limit; lower its `n` (or the rows that repeat) or split "
+                "the network into smaller specs",
+            )
         full = dict(attrs)
         graph_op = GRAPH_OPS[op]
         try:
             shape = graph_op.infer(full, [self.nodes[i].shape for i in inputs])
         except ShapeError as exc:
             field = exc.field or ("from" if graph_op.max_inputs is None else "op")
-            raise SpecError(str(exc), row.where(field), f"layers[{row.index}].{field}") from None
+            message = str(exc)
+            if len(inputs) > 1:
+                message += self.size_origins(inputs)
+            raise SpecError(message, row.where(field), f"layers[{row.index}].{field}") from None
         if shape.numel > MAX_TENSOR_ELEMENTS:
             raise SpecError(
                 f"{name} would hold {shape.numel:,} elements; expected at most "
@@ -241,6 +250,33 @@ class _Lowering:
             part,
         )
         return name
+
+    def size_origins(self, inputs: Sequence[str]) -> str:
+        """Where each input of a merge got its spatial size: the nearest row up its chain whose
+        stride or padding changed it (what to fix when a merge's sizes differ)."""
+        sizes = {(self.nodes[i].shape.h, self.nodes[i].shape.w) for i in inputs}
+        if len(sizes) < 2:
+            return ""
+        parts = []
+        for tensor in dict.fromkeys(inputs):
+            node = self.nodes[tensor]
+            while node.inputs and (node.shape.h, node.shape.w) == (
+                self.nodes[node.inputs[0]].shape.h,
+                self.nodes[node.inputs[0]].shape.w,
+            ):
+                node = self.nodes[node.inputs[0]]
+            h, w = node.shape.h, node.shape.w
+            if not node.inputs:
+                parts.append(f"{tensor} is {h}×{w} from the network input")
+                continue
+            a = node.attrs
+            how = ", ".join(
+                f"{key} {a[key]}" for key in ("k", "s", "padding", "dilation") if key in a
+            )
+            parts.append(
+                f"{tensor} is {h}×{w} since {node.name} ({node.op}, {how}; line {node.loc.line})"
+            )
+        return " (" + "; ".join(parts) + ")"
 
     def add_block(
         self, name: str, row: Row, src: str, out: str, *, kind: str, t: int, residual: bool
