@@ -20,7 +20,7 @@ from typing import Any
 from archspec.errors import Location, SpecError
 from archspec.names import identifier_problem
 from archspec.ops import LAYER_KINDS
-from archspec.yamlsrc import Node, read_yaml_file
+from archspec.yamlsrc import Node, describe, read_yaml_file
 
 MAX_UNIT_DEPTH = 4  # a unit used inside a unit used inside ... at most this deep
 MAX_BASE_DEPTH = 8  # a base of a base of ... at most this deep
@@ -59,17 +59,6 @@ class Unit:
     loc: Location
 
 
-def _found(value: Any) -> str:
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a mapping"
-    if value is None:
-        return "nothing (null)"
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
 def _hint(word: str, choices: list[str]) -> str | None:
     near = difflib.get_close_matches(word, choices, n=1)
     return f"did you mean {near[0]!r}?" if near else None
@@ -77,7 +66,7 @@ def _hint(word: str, choices: list[str]) -> str | None:
 
 def _items(node: Node, what: str, path: str) -> dict[str, tuple[Location, Node]]:
     if not isinstance(node.value, dict):
-        raise SpecError(f"found {_found(node.value)}; expected {what}", node.loc, path)
+        raise SpecError(f"found {describe(node.value)}; expected {what}", node.loc, path)
     return node.value
 
 
@@ -85,7 +74,7 @@ def _ident(node: Node, path: str, what: str) -> str:
     """A name that must be an identifier (unit, parameter, input and instance names)."""
     v = node.value
     if not isinstance(v, str):
-        raise SpecError(f"found {_found(v)}; expected {what}", node.loc, path)
+        raise SpecError(f"found {describe(v)}; expected {what}", node.loc, path)
     problem = identifier_problem(v)
     if problem:
         raise SpecError(f"{v!r} cannot be {what}: {problem}", node.loc, path)
@@ -176,7 +165,7 @@ def _base_path(node: Node, owner: str, tree: str, chain: tuple[str, ...]) -> tup
     a `.yaml` spec inside the spec tree, reached without leaving it through a symlink."""
     v = node.value
     if not isinstance(v, str) or not v:
-        raise SpecError(f"found {_found(v)}; expected the path of a spec file", node.loc, "base")
+        raise SpecError(f"found {describe(v)}; expected the path of a spec file", node.loc, "base")
     if "\0" in v or os.path.isabs(v) or v.startswith("~"):
         raise SpecError(
             "expected a path relative to this spec's folder",
@@ -219,7 +208,7 @@ def _trimmed(layers: Node, trim: Node) -> Node:
     """The base's rows up to and including the row named `trim`."""
     name = trim.value
     if not isinstance(name, str):
-        raise SpecError(f"found {_found(name)}; expected a row name", trim.loc, "trim_after")
+        raise SpecError(f"found {describe(name)}; expected a row name", trim.loc, "trim_after")
     names = []
     for i, row in enumerate(layers.value if isinstance(layers.value, list) else ()):
         entry = row.value.get("name") if isinstance(row.value, dict) else None
@@ -300,7 +289,7 @@ def _unit(name: str, key_loc: Location, node: Node) -> Unit:
     lnode = items["layers"][1]
     if not isinstance(lnode.value, list) or not lnode.value:
         raise SpecError(
-            f"found {_found(lnode.value) if lnode.value != [] else 'an empty list'}; "
+            f"found {describe(lnode.value) if lnode.value != [] else 'an empty list'}; "
             "expected a list of one or more rows",
             lnode.loc,
             f"{path}.layers",
@@ -324,7 +313,7 @@ def _unit(name: str, key_loc: Location, node: Node) -> Unit:
         onode = items["output"][1]
         if onode.value not in local:
             raise SpecError(
-                f"found {_found(onode.value)}; expected the name of one of the unit's rows",
+                f"found {describe(onode.value)}; expected the name of one of the unit's rows",
                 onode.loc,
                 f"{path}.output",
                 _hint(str(onode.value), list(local)),
@@ -410,7 +399,7 @@ class _Expander:
         if not isinstance(uname, str) or uname not in self.units:
             known = ", ".join(self.units) or "none (the spec has no `units:`)"
             raise SpecError(
-                f"unknown unit {_found(uname)}; the units defined are: {known}",
+                f"unknown unit {describe(uname)}; the units defined are: {known}",
                 unit_node.loc,
                 f"{path}.unit",
                 _hint(str(uname), list(self.units)),
@@ -528,7 +517,7 @@ class _Expander:
         v = node.value
         if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= MAX_REPEATS:
             raise SpecError(
-                f"found {_found(v)}; expected an integer from 1 to {MAX_REPEATS}",
+                f"found {describe(v)}; expected an integer from 1 to {MAX_REPEATS}",
                 node.loc,
                 f"{path}.n",
             )
@@ -557,7 +546,7 @@ class _Expander:
         for item in listed:
             if not isinstance(item.value, str):
                 raise SpecError(
-                    f"found {_found(item.value)}; expected a row name", item.loc, f"{path}.from"
+                    f"found {describe(item.value)}; expected a row name", item.loc, f"{path}.from"
                 )
         if len(listed) != len(unit.inputs):
             raise SpecError(
@@ -644,7 +633,7 @@ def _inserted(match: re.Match[str], node: Node, scope: _Scope) -> str:
     if isinstance(v, str) and "$" not in v:
         return v if _WORD.fullmatch(v) else f"({v})"
     raise SpecError(
-        f"found {_found(v)} for ${match.group(1)}, used inside {node.value!r}; expected a "
+        f"found {describe(v)} for ${match.group(1)}, used inside {node.value!r}; expected a "
         "number or text",
         arg.loc,
     )

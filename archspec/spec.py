@@ -19,7 +19,7 @@ from archspec.names import SPEC_NAME, identifier_problem, module_name_problem
 from archspec.ops import LAYER_KINDS
 from archspec.ops.base import Field
 from archspec.suggest import closest
-from archspec.yamlsrc import Node, load_yaml, read_yaml_file
+from archspec.yamlsrc import Node, describe, load_yaml, read_yaml_file
 
 MAX_CHANNELS = 1 << 16
 MAX_RESOLUTION = 8192
@@ -178,23 +178,12 @@ def _num(v: float) -> str:
     return str(int(v)) if float(v).is_integer() else str(v)
 
 
-def _found(value: Any) -> str:
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a mapping"
-    if value is None:
-        return "nothing (null)"
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
 def check_value(f: Field, node: Node, path: str) -> Any:
     """Validate one located value against its field; return the plain python value."""
     v = node.value
 
     def bad() -> SpecError:
-        return SpecError(f"found {_found(v)}; expected {_expected(f)}", node.loc, path)
+        return SpecError(f"found {describe(v)}; expected {_expected(f)}", node.loc, path)
 
     if v is None and not f.required and f.default is None:
         return None
@@ -249,7 +238,7 @@ def check_value(f: Field, node: Node, path: str) -> Any:
                 expr.parse(v, CHANNEL_NAMES)
             except expr.ExprError as exc:
                 raise SpecError(
-                    f"found {_found(v)}: {exc}", node.loc, path, f"expected {_expected(f)}"
+                    f"found {describe(v)}: {exc}", node.loc, path, f"expected {_expected(f)}"
                 ) from None
             return v
         if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= MAX_CHANNELS:
@@ -273,7 +262,7 @@ def _check_name(node: Node, path: str, reference: bool = False) -> str:
     """A row name (strict identifier check); references may also name the network `input`."""
     v = node.value
     if not isinstance(v, str):
-        raise SpecError(f"found {_found(v)}; expected a row name", node.loc, path)
+        raise SpecError(f"found {describe(v)}; expected a row name", node.loc, path)
     if reference and v == "input":
         return v
     if reference and "." in v:  # `<block>.<part>`: a tensor inside a block (docs/spec_language.md)
@@ -289,7 +278,7 @@ def _check_name(node: Node, path: str, reference: bool = False) -> str:
 
 def _mapping(node: Node, path: str) -> dict[str, tuple[Location, Node]]:
     if not isinstance(node.value, dict):
-        raise SpecError(f"found {_found(node.value)}; expected a mapping", node.loc, path or None)
+        raise SpecError(f"found {describe(node.value)}; expected a mapping", node.loc, path or None)
     return node.value
 
 
@@ -345,7 +334,7 @@ def _row(index: int, node: Node) -> Row:
     if not isinstance(op, str) or op not in LAYER_KINDS:
         near = closest(str(op), LAYER_KINDS)
         raise SpecError(
-            f"unknown operator {_found(op)}; expected one of: {', '.join(LAYER_KINDS)}",
+            f"unknown operator {describe(op)}; expected one of: {', '.join(LAYER_KINDS)}",
             op_node.loc,
             f"{path}.op",
             f"did you mean {near!r}?" if near else None,
@@ -405,7 +394,7 @@ def spec_from_node(root: Node) -> Spec:
     layers = header["layers"]
     if not isinstance(layers.value, list):
         raise SpecError(
-            f"found {_found(layers.value)}; expected a list of rows", layers.loc, "layers"
+            f"found {describe(layers.value)}; expected a list of rows", layers.loc, "layers"
         )
     if not layers.value:
         raise SpecError("found an empty list; expected at least one row", layers.loc, "layers")
