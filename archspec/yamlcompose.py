@@ -18,6 +18,9 @@ import yaml
 
 from archspec.errors import Location, SpecError
 
+# libyaml's parser when PyYAML was built with it (ten times faster), else the pure-Python one;
+# both produce the same events and raise the same error classes.
+Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _FLOAT_12 = re.compile(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)[eE][-+]?[0-9]+$")
 _STR = "tag:yaml.org,2002:str"
 _FLOAT = "tag:yaml.org,2002:float"
@@ -34,7 +37,7 @@ def _scalar_tag(loader: yaml.SafeLoader, event: yaml.ScalarEvent) -> str:
     if event.tag is not None and event.tag != "!":
         return event.tag
     tag = loader.resolve(yaml.ScalarNode, event.value, event.implicit)
-    if tag == _STR and event.style is None and _FLOAT_12.match(event.value):
+    if tag == _STR and not event.style and _FLOAT_12.match(event.value):
         return _FLOAT
     return tag
 
@@ -63,20 +66,24 @@ class _Open:
             self.key = None
 
 
-def compose(text: str, file: str, max_depth: int) -> yaml.Node | None:
+def compose(text: str, file: str, max_depth: int, max_nodes: int) -> yaml.Node | None:
     """The single document of `text` as a PyYAML node tree (None when empty).
 
-    Raises `SpecError` for nesting beyond `max_depth`, undefined or duplicate anchors and more
-    than one document; syntax errors propagate as PyYAML's `MarkedYAMLError`.
+    Raises `SpecError` for nesting beyond `max_depth`, more than `max_nodes` values written out
+    (parsing stops there, so a large file costs no more than `max_nodes` values), undefined or
+    duplicate anchors and more than one document; syntax errors propagate as PyYAML's
+    `MarkedYAMLError`.
     """
-    loader = yaml.SafeLoader(text)
+    loader = Loader(text)
     try:
-        return _compose(loader, file, max_depth)
+        return _compose(loader, file, max_depth, max_nodes)
     finally:
         loader.dispose()
 
 
-def _compose(loader: yaml.SafeLoader, file: str, max_depth: int) -> yaml.Node | None:
+def _compose(
+    loader: yaml.SafeLoader, file: str, max_depth: int, max_nodes: int
+) -> yaml.Node | None:
     loader.get_event()  # StreamStartEvent
     if loader.check_event(yaml.StreamEndEvent):
         return None
@@ -84,9 +91,16 @@ def _compose(loader: yaml.SafeLoader, file: str, max_depth: int) -> yaml.Node | 
     anchors: dict[str, yaml.Node] = {}
     stack: list[_Open] = []
     root: yaml.Node | None = None
+    count = 0
     while root is None:
         event = loader.get_event()
         node: yaml.Node | None = None
+        count += isinstance(event, yaml.ScalarEvent | yaml.CollectionStartEvent)
+        if count > max_nodes:
+            raise SpecError(
+                f"the document has more than {max_nodes} values",
+                mark_location(file, event.start_mark),
+            )
         if isinstance(event, yaml.AliasEvent):
             if event.anchor not in anchors:
                 raise SpecError(
@@ -108,8 +122,8 @@ def _compose(loader: yaml.SafeLoader, file: str, max_depth: int) -> yaml.Node | 
                 raise SpecError(
                     f"the document nests deeper than {max_depth} levels",
                     mark_location(file, event.start_mark),
-                    hint="lists and mappings may nest at most "
-                    f"{max_depth} levels; nothing in a spec needs more",
+                    hint=f"lists and mappings may nest at most {max_depth} levels; nothing in "
+                    "a spec needs more",
                 )
             kind = (
                 yaml.SequenceNode

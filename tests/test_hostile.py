@@ -169,3 +169,33 @@ def test_composer_errors_are_located(tmp_path, capsys, text, needle):
     result = run_cli(capsys, ["validate", str(spec)])
     assert_refused(result, needle, SECONDS)
     assert f"{spec}:" in result.err
+
+
+@pytest.mark.parametrize(("rows", "n"), [(400, 64), (997, 21)])
+def test_node_limit_names_the_row_that_crosses_it(tmp_path, capsys, rows, n):
+    repeated = f"  - {{op: conv2d, c: 4, n: {n}}}\n" * rows
+    spec = _spec(tmp_path, BASE.replace("layers:\n", "layers:\n" + repeated))
+    result = run_cli(capsys, ["validate", str(spec)])
+    assert_refused(result, "the graph would have more than 20000 nodes", 30.0)
+    line = 4 + 20_000 // n + 1  # the row whose nodes go past 20000 (the input is one node)
+    assert f"{spec}:{line}:5: layers[{line - 5}]: the graph would" in result.err
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a: [" + "1, " * 1_300_000 + "]\n",
+        "name: x\nlayers:\n" + "  - {op: conv2d, c: 4, n: 1}\n" * 130_000,
+        "a:\n" + "  - x\n" * 600_000,
+    ],
+)
+def test_large_documents_stop_at_the_value_limit_quickly(tmp_path, capsys, text):
+    spec = _spec(tmp_path, text[: 4 * 1024 * 1024 - 16])
+    result = run_cli(capsys, ["validate", str(spec)])
+    assert_refused(result, "the document has more than 200000 values", 15.0)
+
+
+def test_control_character_after_multibyte_text_is_located_by_character(tmp_path, capsys):
+    spec = _spec(tmp_path, 'name: "ééé"\nnote: "x\x01"\n')
+    result = run_cli(capsys, ["validate", str(spec)])
+    assert_refused(result, f"{spec}:2:9: control character '\\x01' is not allowed", SECONDS)
