@@ -311,7 +311,11 @@ def lower(spec: Spec) -> Graph:
         LAYER_KINDS[row.kind].lower(ctx, row)
     last = spec.rows[-1]
     if spec.outputs:
-        outputs = tuple(ctx.resolve(last, name, "outputs") for name in spec.outputs)
+        try:
+            outputs = tuple(ctx.resolve(last, name, "outputs") for name in spec.outputs)
+        except SpecError as exc:  # name the `outputs:` line, not the last row's
+            where = spec.locs.get("outputs", exc.location)
+            raise SpecError(exc.message, where, "outputs", exc.hint) from None
         repeated = sorted({n for n in spec.outputs if spec.outputs.count(n) > 1})
         if repeated:
             raise SpecError(

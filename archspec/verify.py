@@ -276,7 +276,12 @@ def verify(
                 result.skipped[target] = f"runtime not importable ({exc})"
                 continue
             folder = Path(tmp) / target
-            write_tree(folder, target_files(graph, target, weights))
+            try:
+                files = target_files(graph, target, weights)
+            except SpecError as exc:  # a target that cannot build this network: say why, go on
+                result.skipped[target] = f"the target refuses this network: {exc.message}"
+                continue
+            write_tree(folder, files)
             outputs[target] = RUNNERS[target].run(folder, graph, x)
             if len(outputs[target]) != len(graph.outputs):
                 raise RuntimeError(

@@ -82,3 +82,38 @@ def test_weights_are_limited(tmp_path, rows, needle) -> None:
     assert (
         f"expected at most {MAX_TENSOR_ELEMENTS:,} in one array and {MAX_WEIGHT_ELEMENTS:,}" in err
     )
+
+
+def _deep_chain(nodes: int) -> str:
+    rows = ["  - {op: conv2d, c: 8, k: 1, n: 10}\n"] * (nodes // 10)
+    return "name: deep\ninput: {resolution: 4, channels: 3}\nlayers:\n" + "".join(rows)
+
+
+def test_keras_refuses_a_network_deeper_than_its_functional_api_builds(tmp_path) -> None:
+    from archspec.emit import emit
+    from archspec.errors import SpecError
+    from archspec.lower import lower
+    from archspec.spec import load_spec_text
+    from archspec.targets.keras import MAX_KERAS_DEPTH
+
+    # conv + BatchNorm + ReLU6: three Keras layers a node, plus the input layer
+    ok = lower(load_spec_text(_deep_chain((MAX_KERAS_DEPTH - 1) // 3), "ok.yaml"))
+    assert emit(ok, "keras", {})
+    deep = lower(load_spec_text(_deep_chain(340), "deep.yaml"))
+    with pytest.raises(SpecError) as info:
+        emit(deep, "keras", {})
+    assert f"would be {3 * 340 + 1} layers deep" in info.value.message
+    assert info.value.location is not None and info.value.location.line == 4
+
+
+@pytest.mark.slow
+def test_verify_skips_a_target_that_refuses_the_network_and_runs_the_others() -> None:
+    from archspec.lower import lower
+    from archspec.spec import load_spec_text
+    from archspec.verify import verify
+    from archspec.weights import init_weights
+
+    graph = lower(load_spec_text(_deep_chain(340), "deep.yaml"))
+    result = verify(graph, init_weights(graph, 0), progress=False, batch=1)
+    assert result.skipped["keras"].startswith("the target refuses this network: the Keras model")
+    assert {"pytorch", "onnx", "c"} <= set(result.runtimes)

@@ -171,6 +171,31 @@ def _contexts(graph: Graph) -> list[dict[str, Any]]:
     return nodes
 
 
+# Keras' functional API maps a model's graph recursively, one Python frame per layer on the
+# longest path (keras.src.ops.function._build_map_helper): past about 950 layers it raises
+# RecursionError under Python's default limit (measured: 901 layers deep builds, 1,021 fails;
+# the margin covers callers deeper in the stack, such as `archspec verify`).
+MAX_KERAS_DEPTH = 900
+
+
+def check_depth(graph: Graph, nodes: Sequence[Mapping[str, Any]]) -> None:
+    """Refuse a network deeper (in Keras layers) than the functional API can build."""
+    depth = {graph.input.name: 1}
+    for node in nodes:
+        layers = 1 + sum(1 for k, v in node.items() if k.endswith("_name") and v)
+        inputs = graph.node(node["name"]).inputs
+        depth[node["name"]] = layers + max(depth[i] for i in inputs)
+    deepest = max(depth.values())
+    if deepest > MAX_KERAS_DEPTH:
+        raise SpecError(
+            f"the Keras model would be {deepest} layers deep; the Keras target builds at most "
+            f"{MAX_KERAS_DEPTH} (Keras' functional API maps its graph recursively)",
+            graph.spec.locs.get("layers", graph.spec.rows[0].loc),
+            "layers",
+            "build this network for pytorch, onnx or c",
+        )
+
+
 def render(
     graph: Graph, weights: Mapping[str, np.ndarray], env: jinja2.Environment, **options: Any
 ) -> Files:
@@ -179,6 +204,7 @@ def render(
     reject_options("keras", options)
     ident = spec_identifier(graph.name)
     nodes = _contexts(graph)
+    check_depth(graph, nodes)
     flat = flat_tensors(graph)
     outputs = [graph.node(o) for o in graph.outputs]
     text = env.get_template("keras/model.py.j2").render(
