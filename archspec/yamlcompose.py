@@ -19,7 +19,7 @@ import yaml
 from archspec.errors import Location, SpecError
 
 # libyaml's parser when PyYAML was built with it (ten times faster), else the pure-Python one;
-# both produce the same events and raise the same error classes.
+# both produce the same events. Syntax errors are reported by the pure-Python one (`compose`).
 Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _FLOAT_12 = re.compile(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)[eE][-+]?[0-9]+$")
 _STR = "tag:yaml.org,2002:str"
@@ -74,7 +74,20 @@ def compose(text: str, file: str, max_depth: int, max_nodes: int) -> yaml.Node |
     duplicate anchors and more than one document; syntax errors propagate as PyYAML's
     `MarkedYAMLError`.
     """
-    loader = Loader(text)
+    try:
+        return _compose_with(Loader, text, file, max_depth, max_nodes)
+    except yaml.YAMLError:
+        if Loader is yaml.SafeLoader:
+            raise
+    # Refused by libyaml: parse again with PyYAML's own parser, whose messages (and positions
+    # counted in characters) the error reports are written for. Only bad documents pay for it.
+    return _compose_with(yaml.SafeLoader, text, file, max_depth, max_nodes)
+
+
+def _compose_with(
+    loader_class: type, text: str, file: str, max_depth: int, max_nodes: int
+) -> yaml.Node | None:
+    loader = loader_class(text)
     try:
         return _compose(loader, file, max_depth, max_nodes)
     finally:
