@@ -117,3 +117,41 @@ def test_verify_skips_a_target_that_refuses_the_network_and_runs_the_others() ->
     result = verify(graph, init_weights(graph, 0), progress=False, batch=1)
     assert result.skipped["keras"].startswith("the target refuses this network: the Keras model")
     assert {"pytorch", "onnx", "c"} <= set(result.runtimes)
+
+
+# -- analysis time on the widest and deepest graphs the limits admit (issue 14, class 6) ------
+
+
+def _wide_chains(chains: int, blocks: int) -> str:
+    rows = ["  - {op: conv2d, name: stem, c: 16}\n"]
+    rows += [
+        f"  - {{op: bottleneck, name: c{i}, from: stem, t: 2, c: 16, n: {blocks}}}\n"
+        for i in range(chains)
+    ]
+    rows.append("  - {op: concat, name: cat, from: [" + ", ".join(f"c{i}" for i in range(chains)))
+    rows.append("]}\n")
+    return "name: wide\ninput: {resolution: 8, channels: 3}\nlayers:\n" + "".join(rows)
+
+
+def _deep_blocks(rows: int) -> str:
+    body = ["  - {op: conv2d, name: stem, c: 16}\n"]
+    body += ["  - {op: bottleneck, t: 2, c: 16, n: 5}\n"] * rows
+    return "name: deepblocks\ninput: {resolution: 8, channels: 3}\nlayers:\n" + "".join(body)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("text", "ops"),
+    [(_wide_chains(200, 6), 4_802), (_deep_blocks(998), 19_961)],
+    ids=["200_chains", "20000_ops"],
+)
+def test_report_on_the_largest_graphs_is_bounded(tmp_path, text, ops) -> None:
+    # Before: 41 s for 200 chains and over 120 s near the node limit (buffer placement scanned
+    # every placed buffer in Python for each new one). The README states the bound.
+    from archspec.lower import lower
+    from archspec.spec import load_spec_text
+
+    assert sum(1 for _ in lower(load_spec_text(text, "big.yaml")).ops()) == ops
+    code, err, seconds = _run(tmp_path, text, "report", "-o", str(tmp_path / "r.json"))
+    assert code == 0, err
+    assert seconds < 90, seconds  # 9 s and 4 s on an idle 2-core machine; CI runs two at once
