@@ -60,11 +60,10 @@ def _common(attrs: Mapping[str, Any], ins: Sequence[Shape], out: Shape) -> dict[
 
 
 def _keras(attrs: Mapping[str, Any], ins: Sequence[Shape], out: Shape) -> dict[str, Any]:
-    pad = 0 if attrs["global"] else pool.pad_of(attrs)
-    # Keras' own "same" averages over real pixels and is symmetric at stride 1 only; other
-    # padded pools use the module's _AvgPool layer.
-    same = pad > 0 and attrs["s"] == 1 and not attrs["count_pad"] and 2 * pad == attrs["k"] - 1
-    return {"is_global": attrs["global"], "pad": pad, "same": same, "custom": pad > 0 and not same}
+    if attrs["global"]:
+        return {"is_global": True, "pad": 0, "same": False, "custom": False}
+    # Keras' own "same" averages over real pixels: the op's rule unless it counts padding
+    return {"is_global": False, **pool.keras_window(attrs, not attrs["count_pad"])}
 
 
 def _c(attrs: Mapping[str, Any], ins: Sequence[Shape], out: Shape) -> dict[str, Any]:

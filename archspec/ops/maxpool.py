@@ -30,10 +30,7 @@ def _common(attrs: Mapping[str, Any], ins: Sequence[Shape], out: Shape) -> dict[
 
 
 def _keras(attrs: Mapping[str, Any], ins: Sequence[Shape], out: Shape) -> dict[str, Any]:
-    pad = pool.pad_of(attrs)
-    # Keras' "same" is symmetric at stride 1 only; other padded pools use the module's _MaxPool
-    same = pad > 0 and attrs["s"] == 1 and 2 * pad == attrs["k"] - 1
-    return {"pad": pad, "same": same, "custom": pad > 0 and not same}
+    return pool.keras_window(attrs, True)  # padded taps never win, in Keras' "same" too
 
 
 def _c(attrs: Mapping[str, Any], ins: Sequence[Shape], out: Shape) -> dict[str, Any]:

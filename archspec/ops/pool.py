@@ -56,6 +56,15 @@ def windows(x: np.ndarray, attrs: Mapping[str, Any], fill: float) -> np.ndarray:
     return np.stack(taps)
 
 
+def keras_window(attrs: Mapping[str, Any], symmetric_same: bool) -> dict[str, Any]:
+    """How the Keras target pads a windowed pool: not at all, with Keras' own "same" (which is
+    symmetric at stride 1 for odd windows; `symmetric_same` says whether its semantics are the
+    op's), or through the module's own layer (`custom`)."""
+    pad = pad_of(attrs)
+    same = pad > 0 and symmetric_same and attrs["s"] == 1 and 2 * pad == attrs["k"] - 1
+    return {"pad": pad, "same": same, "custom": pad > 0 and not same}
+
+
 def lower_window(ctx: Any, row: Any, op: str, extra: Mapping[str, Any], expected: str) -> None:
     """Lower a pooling row: a window (k required unless `extra` makes it global) with a stride
     (default k) and padding; `expected` says what a row without `k` should have said."""
