@@ -7,7 +7,9 @@ message, no traceback, nothing written).
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,7 +21,15 @@ from archspec.analysis.report import render_json, render_text, report_data
 from archspec.errors import Location, SpecError
 from archspec.lower import lower
 from archspec.options import DTYPE_BYTES, MEMORY_MODES, parse_row_tile, parse_split
-from archspec.output import Progress, nonnegative_int, write_file
+from archspec.output import (
+    FileOutput,
+    Progress,
+    check_dir_destination,
+    check_file_destination,
+    nonnegative_int,
+    write_file,
+    write_outputs,
+)
 from archspec.spec import load_spec
 
 
@@ -37,10 +47,23 @@ def _add_spec_args(p: argparse.ArgumentParser) -> None:
 
 
 def _emit_text(text: str, output: str | None) -> None:
-    if output:
+    if output is not None:
         write_file(output, text)
     else:
         sys.stdout.write(text)
+
+
+def _check_file_outputs(*given: tuple[str | None, str]) -> None:
+    """Every `(path, option)` given is a writable file destination, and no two are the same."""
+    seen: dict[str, str] = {}
+    for path, option in given:
+        if path is None:
+            continue
+        target = check_file_destination(path, option)
+        key = str(target.resolve())
+        if key in seen:
+            raise SpecError(f"is also the {seen[key]} file", Location(path), option)
+        seen[key] = option
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -83,8 +106,9 @@ def _memory_options(args: argparse.Namespace) -> tuple[int | str, bool, str | No
                     flag,
                     "add --memory-mode fused",
                 )
+    _check_file_outputs((args.output, "-o"), (args.plot, "--plot"))
     plot_fmt = None
-    if args.plot:
+    if args.plot is not None:
         plot_fmt = Path(args.plot).suffix.lower().lstrip(".")
         if plot_fmt not in ("png", "svg"):
             raise SpecError(
@@ -93,8 +117,6 @@ def _memory_options(args: argparse.Namespace) -> tuple[int | str, bool, str | No
                 "--plot",
                 "name the file .png or .svg",
             )
-        if not Path(args.plot).resolve().parent.is_dir():
-            raise SpecError("the plot's folder does not exist", Location(args.plot), "--plot")
     split = 1 if args.split is None else args.split
     return split, True if args.trick is None else args.trick, plot_fmt
 
@@ -148,9 +170,12 @@ def cmd_report(args: argparse.Namespace) -> int:
             from archspec.paper import report_paper_text
 
             text += "\n" + report_paper_text(data["paper"], args.format == "markdown")
-    _emit_text(text, args.output)
+    outputs = [FileOutput(args.output, text)] if args.output is not None else []
     if plot_fmt:
-        write_file(args.plot, plot)
+        outputs.append(FileOutput(args.plot, plot, "--plot"))
+    write_outputs(outputs)  # the report and its plot together, or neither
+    if args.output is None:
+        sys.stdout.write(text)
     return 0
 
 
@@ -169,6 +194,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
     """Print (or write) the JSON Schema of spec files."""
     from archspec.schema import schema_text
 
+    _check_file_outputs((args.output, "-o"))
     _emit_text(schema_text(), args.output)
     return 0
 
@@ -190,9 +216,14 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _default_build_dir(name: str, target: str) -> Path:
+    from archspec.names import spec_identifier
+
+    return Path("out") / spec_identifier(name) / target
+
+
 def cmd_build(args: argparse.Namespace) -> int:
     """Generate a target's files and the canonical weights file, written as one unit."""
-    from archspec.names import spec_identifier
     from archspec.output import write_tree
     from archspec.verify import resolve_weights, target_files
 
@@ -203,13 +234,19 @@ def cmd_build(args: argparse.Namespace) -> int:
             "--row-tile",
             "add --target c",
         )
+    if args.output is not None:
+        check_dir_destination(args.output, "-o")
     graph = lower(load_spec(args.spec, args.overrides))
+    if args.output is None:
+        check_dir_destination(_default_build_dir(graph.name, args.target), "-o")
     weights = resolve_weights(graph, args.weights, args.seed)
     options = {} if args.split is None else {"split": args.split}
     if args.row_tile is not None:
         options["row_tile"] = args.row_tile
     files = target_files(graph, args.target, weights, **options)
-    out = Path(args.output or Path("out") / spec_identifier(graph.name) / args.target)
+    out = Path(
+        args.output if args.output is not None else _default_build_dir(graph.name, args.target)
+    )
     write_tree(out, files)
     print(f"{graph.name}: wrote {args.target} to {out}/: {', '.join(sorted(files))}")
     return 0
@@ -491,12 +528,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(BaseException):
+    """SIGTERM, raised where the program was so that cleanup (staging folders) runs."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `archspec` console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
     try:
         return args.handler(args)
+    except Terminated:
+        print("terminated; nothing was written", file=sys.stderr)
+        return 143
     except SpecError as exc:
         print(f"error: {exc.render()}", file=sys.stderr)
         return 2
@@ -507,6 +557,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         traceback.print_exc()
         print("archspec: internal error (a bug; please report it with the spec)", file=sys.stderr)
         return 1
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,9 @@ layers:
 """
 
 
+PSEUDO = {("/", "proc"), ("/", "sys"), ("/", "dev")}  # nothing is written there; never walked
+
+
 @dataclass
 class CliResult:
     """What one in-process CLI run did."""
@@ -49,7 +52,9 @@ def _watched(args: list[str], extra: list[Path]) -> list[Path]:
         if os.sep in arg:
             path = Path(arg)
             for candidate in (path, path.parent):
-                if candidate.is_dir() and candidate not in roots and candidate != Path("/"):
+                if candidate.parts[:2] in PSEUDO or candidate == Path("/"):
+                    break
+                if candidate.is_dir() and candidate not in roots:
                     roots.append(candidate)
                     break
     return roots
