@@ -7,6 +7,7 @@ The schema lives in the field tables (`HEADER_FIELDS` here, each layer kind's `f
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -278,8 +279,24 @@ def _check_name(node: Node, path: str, reference: bool = False) -> str:
 
 def _mapping(node: Node, path: str) -> dict[str, tuple[Location, Node]]:
     if not isinstance(node.value, dict):
-        raise SpecError(f"found {describe(node.value)}; expected a mapping", node.loc, path or None)
+        # A whole file that is not a mapping may not be a spec at all: name its kind, never
+        # its first characters.
+        found = describe(node.value) if path else _kind(node.value)
+        raise SpecError(f"found {found}; expected a mapping", node.loc, path or None)
     return node.value
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, bool):
+        return "true or false"
+    if isinstance(value, int | float):
+        return "a number"
+    return describe(value)
+
+
+_FIELD_LIKE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,39}")
 
 
 def _fields(
@@ -296,6 +313,12 @@ def _fields(
             if owners and path.startswith("layers["):  # an exact field elsewhere: say where
                 hint = f"{key!r} is a field of {', '.join(owners)} rows"
             allowed = ", ".join(index)
+            if not _FIELD_LIKE.fullmatch(key):  # e.g. a line of a file that is not a spec
+                raise SpecError(
+                    f"found a key that is not a field name for {what}; expected one of: {allowed}",
+                    key_loc,
+                    path or None,
+                )
             raise SpecError(
                 f"unknown field {key!r} for {what}; expected one of: {allowed}",
                 key_loc,

@@ -199,3 +199,31 @@ def test_control_character_after_multibyte_text_is_located_by_character(tmp_path
     spec = _spec(tmp_path, 'name: "ééé"\nnote: "x\x01"\n')
     result = run_cli(capsys, ["validate", str(spec)])
     assert_refused(result, f"{spec}:2:9: control character '\\x01' is not allowed", SECONDS)
+
+
+SECRET = "s3cr3t-token-value"
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [
+        (f"root:x:0:0:{SECRET}:/root:/bin/bash\ndaemon:x:1:1::/:/bin/false\n", "found text"),
+        (f"root:*:{SECRET}:0:99999:7:::\n", "found a key that is not a field name"),
+        (f"{SECRET}\n", "found text"),
+        (f"- {SECRET}\n", "found a list"),
+        ("12345\n", "found a number"),
+    ],
+)
+@pytest.mark.parametrize("how", ["spec", "space_base"])
+def test_a_file_that_is_not_a_spec_is_never_echoed(tmp_path, capsys, content, needle, how):
+    secret = tmp_path / "secret.txt"
+    secret.write_text(content)
+    if how == "spec":
+        args = ["validate", str(secret)]
+    else:
+        space = tmp_path / "space.yaml"
+        space.write_text("name: sp\nbase: secret.txt\nchoices: {width_multiplier: [0.5]}\n")
+        args = ["variants", str(space)]
+    result = run_cli(capsys, args)
+    assert_refused(result, f"{secret}:1:1: {needle}", SECONDS)
+    assert SECRET not in result.err
