@@ -60,6 +60,13 @@ TABLE7_TF1 = (
     "Table 7's MAdds are TF 1.x figures: dilated convs counted on the space-to-batch grid "
     "(profile tf1); params include BatchNorm γ and β."
 )
+MNV1_TABLE3 = (
+    "At 7x7 the paper prints 199K for 1024 channels, twice the column's own rule: one 7×7×1024 "
+    "16-bit tensor is 100,352 B (as 112²×64 is 1,605,632 B, printed 1600K). About 199K is what "
+    "two such tensors hold (200,704 B), as around Conv2d_13, whose depthwise input and output "
+    "are both 7×7×1024: a step's live memory, not a single tensor. We keep the single-tensor "
+    "rule, so this cell stays 2x off."
+)
 SHUFFLENET_TABLE3 = (
     "Table 3's ShuffleNet column (400/800/1600 channels at 28², 14², 7²) is not 2x, g = 3 "
     "(stages 480/960/1920): its widths are those of ShuffleNet 2x at g = 2 (stages 200/400/800 "
@@ -172,6 +179,7 @@ TABLE3: tuple[Table3Column, ...] = (
             (1, 1024, 2),
         ),
         1600,
+        MNV1_TABLE3,
     ),
     Table3Column(
         "MobileNetV2",
