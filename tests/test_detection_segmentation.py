@@ -450,8 +450,9 @@ def head_problem(graph: Graph) -> Problem:
 )
 def test_order_search_on_the_heads(spec: str, tmp_path: Path) -> None:
     """Whole network (the report's `memory.orders`): the optimum is proven and no worse than the
-    spec and greedy orders. The head alone: likewise, and the SSDLite heads gain from reordering
-    (running a predictor's branches as soon as its map exists)."""
+    spec and greedy orders (there the backbone's early layers set the peak). The head alone:
+    likewise, and the SSDLite heads gain from reordering (the optimum runs the predictors of the
+    two backbone maps early, which frees those maps before the extra layers' outputs pile up)."""
     orders = _orders(spec, tmp_path)
     best = orders["optimal"]["peak_bytes"]
     assert orders["optimal"]["proven"]
