@@ -90,7 +90,8 @@ layers:
   - {op: avgpool, name: apool_real, from: merge, k: 3, s: 2}
   - {op: add, name: pools, from: [apool, apool_real]}
   - {op: upsample, name: up_pools, like: merge, mode: nearest}
-  - {op: concat, name: cat, from: [merge, up_lin, up_one, up_pools]}
+  - {op: shift, name: shifted_px, from: merge}
+  - {op: concat, name: cat, from: [merge, up_lin, up_one, up_pools, shifted_px]}
   - {op: conv2d, name: seg, c: 5, k: 1, act: linear, bn: false}
   - {op: conv2d, name: pool_proj, from: gpool, c: 16, k: 1}
   - {op: fc, name: hidden, c: 12, act: relu}

@@ -18,6 +18,7 @@ from archspec.ops import (
     fc,
     maxpool,
     sepconv,
+    shift,
     shuffle,
     shuffle_unit,
     upsample,
@@ -36,7 +37,7 @@ from archspec.ops.blocks import BlockKind
 
 GRAPH_OPS: dict[str, GraphOp] = {
     m.GRAPH_OP.name: m.GRAPH_OP
-    for m in (input_op, conv2d, avgpool, fc, add, concat, upsample, maxpool, shuffle, act)
+    for m in (input_op, conv2d, avgpool, fc, add, concat, upsample, maxpool, shuffle, act, shift)
 }
 
 LAYER_KINDS: dict[str, LayerKind] = {
@@ -55,6 +56,7 @@ LAYER_KINDS: dict[str, LayerKind] = {
         act,
         sepconv,
         shuffle_unit,
+        shift,
     )
 }
 

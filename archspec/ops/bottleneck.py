@@ -14,7 +14,7 @@ from typing import Any
 from archspec.ops import common
 from archspec.ops.base import Field, LayerKind, Role, Shape
 from archspec.ops.blocks import BlockKind, WorkspacePart, band_rows
-from archspec.ops.conv2d import padding
+from archspec.ops.conv2d import pad_of, padding
 
 
 def _lower(ctx: Any, row: Any) -> None:
@@ -156,7 +156,7 @@ def _c_kernel(
             stem_k=sa["k"],
             stem_s=sa["s"],
             stem_d=sa["dilation"],
-            stem_pad=padding(sa["k"], sa["dilation"]),
+            stem_pad=pad_of(sa),
             band=band_rows(dw, stem.shape.h, fo.row_tile),
             stem_groups=sa["groups"],
             stem_cin_g=x.c // sa["groups"],

@@ -27,9 +27,19 @@ def padding(k: int, dilation: int) -> int:
     return dilation * (k - 1) // 2
 
 
-def out_size(size: int, k: int, s: int, dilation: int) -> int:
-    """SAME-style output size with symmetric padding of dilation·(k−1)/2: ceil(size / s)."""
-    return (size + 2 * padding(k, dilation) - dilation * (k - 1) - 1) // s + 1
+def pad_of(attrs: Mapping[str, Any]) -> int:
+    """The padding on each side of a conv node: symmetric SAME (`padding`) unless the node says
+    `padding: valid` (only conv2d rows may; every other conv node is SAME and has no such key)."""
+    if attrs.get("padding", "same") == "valid":
+        return 0
+    return padding(attrs["k"], attrs["dilation"])
+
+
+def out_size(size: int, k: int, s: int, dilation: int, pad: int | None = None) -> int:
+    """Output size with `pad` on each side (default the symmetric SAME padding
+    dilation·(k−1)/2, giving ceil(size / s); 0 for VALID)."""
+    pad = padding(k, dilation) if pad is None else pad
+    return (size + 2 * pad - dilation * (k - 1) - 1) // s + 1
 
 
 def is_depthwise(attrs: Mapping[str, Any], c_in: int) -> bool:
@@ -60,7 +70,14 @@ def _infer(attrs: Mapping[str, Any], ins: Sequence[Shape]) -> Shape:
             "expected a larger input (raise the resolution or drop a stride)",
             "s",
         )
-    return Shape(attrs["c_out"], out_size(x.h, k, s, d), out_size(x.w, k, s, d))
+    pad = pad_of(attrs)
+    if d * (k - 1) + 1 > min(x.h, x.w) + 2 * pad:
+        raise ShapeError(
+            f"a {k}x{k} kernel (dilation {d}) without padding does not fit the {x.h}×{x.w} "
+            "feature map; expected `padding: same` or a larger input",
+            "padding",
+        )
+    return Shape(attrs["c_out"], out_size(x.h, k, s, d, pad), out_size(x.w, k, s, d, pad))
 
 
 def _weights(attrs: Mapping[str, Any], ins: Sequence[Shape], out: Shape) -> list[WeightSpec]:
@@ -89,13 +106,21 @@ def _madds(attrs: Mapping[str, Any], ins: Sequence[Shape], out: Shape) -> dict[s
     return {term(attrs, c_in): out.numel * per_output}
 
 
-def convolve(x: np.ndarray, weight: np.ndarray, s: int, groups: int, dilation: int) -> np.ndarray:
-    """Reference convolution of a (C, H, W) array, symmetric padding, float64 accumulation."""
+def convolve(
+    x: np.ndarray,
+    weight: np.ndarray,
+    s: int,
+    groups: int,
+    dilation: int,
+    pad: int | None = None,
+) -> np.ndarray:
+    """Reference convolution of a (C, H, W) array, `pad` zeros on each side (default the
+    symmetric SAME padding), float64 accumulation."""
     c, h, w = x.shape
     c_out, c_per_group, k, _ = weight.shape
-    pad = padding(k, dilation)
+    pad = padding(k, dilation) if pad is None else pad
     xp = np.pad(x.astype(np.float64), ((0, 0), (pad, pad), (pad, pad)))
-    ho, wo = out_size(h, k, s, dilation), out_size(w, k, s, dilation)
+    ho, wo = out_size(h, k, s, dilation, pad), out_size(w, k, s, dilation, pad)
     out = np.zeros((groups, c_out // groups, ho, wo))
     wg = weight.astype(np.float64).reshape(groups, c_out // groups, c_per_group, k, k)
     for i in range(k):
@@ -110,7 +135,7 @@ def convolve(x: np.ndarray, weight: np.ndarray, s: int, groups: int, dilation: i
 def _reference(
     attrs: Mapping[str, Any], xs: Sequence[np.ndarray], w: Mapping[str, np.ndarray]
 ) -> np.ndarray:
-    y = convolve(xs[0], w["weight"], attrs["s"], attrs["groups"], attrs["dilation"])
+    y = convolve(xs[0], w["weight"], attrs["s"], attrs["groups"], attrs["dilation"], pad_of(attrs))
     if attrs["bias"]:
         y = y + w["bias"][:, None, None]
     if attrs["bn"]:
@@ -134,7 +159,7 @@ def tf1_grid(n: int, k: int, dilation: int) -> int:
 def _tf1(attrs: Mapping[str, Any], ins: Sequence[Shape], out: Shape) -> dict[str, int]:
     # the MAdds of the outputs space-to-batch computes beyond the true grid (later cropped)
     k, r = attrs["k"], attrs["dilation"]
-    if attrs["s"] != 1 or r == 1:
+    if attrs["s"] != 1 or r == 1 or pad_of(attrs) != padding(k, r):  # SAME convs only
         return {}
     grid = tf1_grid(out.h, k, r) * tf1_grid(out.w, k, r)
     per_output = (ins[0].c // attrs["groups"]) * k * k
@@ -142,11 +167,11 @@ def _tf1(attrs: Mapping[str, Any], ins: Sequence[Shape], out: Shape) -> dict[str
 
 
 def _pytorch(attrs: Mapping[str, Any], ins: Sequence[Shape], out: Shape) -> dict[str, Any]:
-    return {"c_in": ins[0].c, "padding": padding(attrs["k"], attrs["dilation"])}
+    return {"c_in": ins[0].c, "padding": pad_of(attrs)}
 
 
 def _onnx(attrs: Mapping[str, Any], ins: Sequence[Shape], out: Shape) -> dict[str, Any]:
-    return {"pads": padding(attrs["k"], attrs["dilation"])}
+    return {"pads": pad_of(attrs)}
 
 
 def _keras(attrs: Mapping[str, Any], ins: Sequence[Shape], out: Shape) -> dict[str, Any]:
@@ -158,13 +183,15 @@ def _keras(attrs: Mapping[str, Any], ins: Sequence[Shape], out: Shape) -> dict[s
     stride = 1 if subsample > 1 else attrs["s"]
     # At stride 1 Keras' "same" padding is the symmetric dilation·(k−1)/2; a strided "same"
     # pads more at the end, so a strided conv gets explicit symmetric zero padding instead.
-    pad = padding(attrs["k"], attrs["dilation"]) if stride > 1 else 0
+    # A VALID conv is Keras' "valid" (its default): no padding at all.
+    valid = attrs.get("padding", "same") == "valid"
+    pad = pad_of(attrs) if stride > 1 else 0
     return {
         "c_in": c_in,
         "depthwise": depthwise,
         "multiplier": depth_multiplier(attrs, c_in),
         "pad": pad,
-        "same": stride == 1 and attrs["k"] > 1,
+        "same": stride == 1 and attrs["k"] > 1 and not valid,
         "conv_stride": stride,
         "subsample": subsample,
         "extra_layers": {"pad": pad > 0, "subsample": subsample > 1, "bn": attrs["bn"]},
@@ -196,7 +223,7 @@ def _c(attrs: Mapping[str, Any], ins: Sequence[Shape], out: Shape) -> dict[str, 
         "ksize": k,
         "s": attrs["s"],
         "d": attrs["dilation"],
-        "pad": padding(k, attrs["dilation"]),
+        "pad": pad_of(attrs),
         "groups": groups,
         "cin_g": x.c // groups,
         "cout_g": out.c // groups,
@@ -254,6 +281,7 @@ def _lower(ctx: Any, row: Any) -> None:
     bias = (not f["bn"]) if f["bias"] is None else f["bias"]
     src = ctx.source(row)
     _check_groups(ctx, row, src, c_out)
+    valid = {"padding": "valid"} if f["padding"] == "valid" else {}
     for i in range(f["n"]):
         attrs = common.conv_attrs(
             c_out,
@@ -266,7 +294,7 @@ def _lower(ctx: Any, row: Any) -> None:
             bias,
             ctx.spec.bn_eps,
         )
-        src = ctx.emit(ctx.repeat_name(row, i), "conv2d", [src], attrs, row=row)
+        src = ctx.emit(ctx.repeat_name(row, i), "conv2d", [src], {**attrs, **valid}, row=row)
     ctx.finish(row, src)
 
 
@@ -283,6 +311,14 @@ LAYER = LayerKind(
         common.REPEATS,
         Field("groups", "int", "Channel groups.", default=1, minimum=1, maximum=1 << 20),
         common.DILATION,
+        Field(
+            "padding",
+            "choice",
+            "`same`: pad dilation·(k−1)/2 on each side (ceil(size / s) outputs); `valid`: no "
+            "padding (TF-slim's VALID convs, e.g. NASNet's stem: 224 → 111).",
+            default="same",
+            choices=("same", "valid"),
+        ),
         common.ACT,
         common.BN,
         Field(
