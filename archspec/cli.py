@@ -14,6 +14,8 @@ import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+
 from archspec import __version__
 from archspec.activations import TARGETS
 from archspec.analysis.cost import PROFILES, analyze_cost
@@ -254,9 +256,10 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     """Build every available target, run all on one input, compare; 1 above the tolerance."""
-    from archspec.verify import render_result, resolve_weights, verify
+    from archspec.verify import check_verify_budget, render_result, resolve_weights, verify
 
     graph = lower(load_spec(args.spec, args.overrides))
+    check_verify_budget(graph, args.batch)  # before the weights or the input are allocated
     weights = resolve_weights(graph, args.weights, args.seed)
     result = verify(
         graph,
@@ -543,7 +546,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
     try:
-        return args.handler(args)
+        # Floating-point trouble is refused by explicit checks with a message; numpy's own
+        # RuntimeWarnings would only show internals before it.
+        with np.errstate(all="ignore"):
+            return args.handler(args)
     except Terminated:
         print("terminated; nothing was written", file=sys.stderr)
         return 143

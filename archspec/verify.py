@@ -46,6 +46,23 @@ from archspec.weights import init_weights, load_weights, reference_forward, save
 WEIGHTS_FILE = "weights.npz"
 VERIFY_TARGETS = ("pytorch", "keras", "onnx", "c")
 DEFAULT_TOLERANCE = 1e-4
+# The numpy reference keeps every tensor of every batch item in float64: 1 GiB at this bound.
+MAX_VERIFY_VALUES = 1 << 27
+
+
+def check_verify_budget(graph: Graph, batch: int) -> None:
+    """Refuse, before any allocation, a verification whose test input and reference tensors
+    (every activation of every batch item) exceed `MAX_VERIFY_VALUES` values."""
+    per_item = graph.input.shape.numel + sum(node.shape.numel for node in graph.ops())
+    total = batch * per_item
+    if total > MAX_VERIFY_VALUES:
+        raise SpecError(
+            f"verify would hold {total:,} activation values ({batch} × {per_item:,}); "
+            f"it runs networks of at most {MAX_VERIFY_VALUES:,}",
+            Location(graph.spec.source),
+            None,
+            "lower the resolution or the widths with --set, or use --batch 1",
+        )
 
 
 def resolve_weights(
@@ -255,6 +272,7 @@ def verify(
     progress: bool | None = None,
 ) -> VerifyResult:
     """Build, run and compare every available target of `targets` (see the module docstring)."""
+    check_verify_budget(graph, batch)
     shape = (batch, *graph.input.shape)
     x = np.random.default_rng(input_seed).standard_normal(shape).astype(np.float32)
     result = VerifyResult(graph.name, shape, tolerance)

@@ -2,7 +2,9 @@
 
 Every target loads the same arrays. `init_weights(graph, seed)` makes a deterministic set
 (BatchNorm statistics included, so that inference-mode comparisons exercise them);
-`load_weights` reads a file without pickle and checks names, shapes and dtypes against the graph.
+`load_weights` reads a file without pickle, each member's header before its data
+(`archspec.npzread`), and checks names, shapes, dtypes and values against the graph. Both refuse
+a graph with more than `MAX_WEIGHT_VALUES` weight values before allocating anything.
 """
 
 from __future__ import annotations
@@ -10,16 +12,19 @@ from __future__ import annotations
 import hashlib
 import io
 import math
+import os
 import zipfile
 from collections.abc import Mapping
 
 import numpy as np
 
+from archspec import npzread
 from archspec.errors import Location, SpecError
 from archspec.graph import Graph, weight_key
 
 Weights = Mapping[str, np.ndarray]
 MAX_WEIGHTS_FILE = 2 * 1024**3
+MAX_WEIGHT_VALUES = 1 << 28  # what build and verify hold in memory: 1 GiB as float32
 
 
 def expected_weights(graph: Graph) -> dict[str, tuple[tuple[int, ...], str]]:
@@ -40,6 +45,7 @@ def _node_rng(seed: int, key: str) -> np.random.Generator:
 def init_weights(graph: Graph, seed: int = 0) -> dict[str, np.ndarray]:
     """Deterministic weights: He-normal convs/FC, small random biases and BatchNorm statistics
     (γ ≈ 1, β ≈ 0, mean ≈ 0, var ≈ 1, all perturbed) so activations keep a sane scale."""
+    check_weights_budget(graph)
     weights: dict[str, np.ndarray] = {}
     for key, (shape, kind) in expected_weights(graph).items():
         rng = _node_rng(seed, key)
@@ -70,40 +76,100 @@ def save_weights(weights: Weights) -> bytes:
     return buffer.getvalue()
 
 
-def load_weights(path: str, graph: Graph) -> dict[str, np.ndarray]:
-    """Read a weights file (no pickle) and check it against the graph; errors name the first
-    mismatch (missing, unexpected, wrong shape or dtype, non-finite values)."""
-    where = Location(path)
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            loaded = {k: data[k] for k in data.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        raise SpecError(f"cannot read weights: {exc}", where, "--weights") from None
+def _refuse(message: str, path: str) -> SpecError:
+    return SpecError(message, Location(path), "--weights")
+
+
+def check_weights_budget(graph: Graph, source: str | None = None) -> None:
+    """Refuse, before anything is allocated, a graph whose weights exceed what `build` and
+    `verify` materialise (`MAX_WEIGHT_VALUES` values); names the largest array."""
     expected = expected_weights(graph)
-    for key in loaded:
+    total = sum(math.prod(shape) for shape, _ in expected.values())
+    if total <= MAX_WEIGHT_VALUES:
+        return
+    largest = max(expected, key=lambda k: math.prod(expected[k][0]))
+    raise SpecError(
+        f"the network has {total:,} weight values; build and verify materialise at most "
+        f"{MAX_WEIGHT_VALUES:,} ({MAX_WEIGHT_VALUES * 4 // 1024**3} GiB as float32)",
+        Location(source or graph.spec.source),
+        None,
+        f"the largest array is {largest!r} of shape {list(expected[largest][0])}",
+    )
+
+
+def load_weights(path: str, graph: Graph) -> dict[str, np.ndarray]:
+    """Read a weights file (no pickle) and check it against the graph; errors name the array
+    and the reason (unexpected, missing, raw bytes or a pickle, wrong shape or dtype, a size
+    its zip entry does not hold, NaN or infinite values, values beyond float32, negative
+    BatchNorm variances). Every member's header is judged before any data is inflated."""
+    check_weights_budget(graph)
+    try:
+        size = os.stat(path).st_size
+    except OSError as exc:
+        raise _refuse(f"cannot read weights: {exc.strerror}", path) from None
+    if size > MAX_WEIGHTS_FILE:
+        raise _refuse(f"the file has {size:,} bytes; expected at most {MAX_WEIGHTS_FILE:,}", path)
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return _load_members(zf, path, graph)
+    except npzread.MemberError as exc:
+        raise _refuse(f"cannot read weights: {exc}", path) from None
+    except npzread.READ_ERRORS as exc:
+        raise _refuse(f"cannot read weights: {exc}", path) from None
+
+
+def _load_members(zf: zipfile.ZipFile, path: str, graph: Graph) -> dict[str, np.ndarray]:
+    expected = expected_weights(graph)
+    infos = npzread.members(zf)
+    for key in infos:
         if key not in expected:
-            raise SpecError(
-                f"unexpected array {key!r}; the graph has no such weight", where, "--weights"
-            )
-    out: dict[str, np.ndarray] = {}
+            raise _refuse(f"unexpected array {key!r}; the graph has no such weight", path)
+    headers = {}
     for key, (shape, _) in expected.items():
-        if key not in loaded:
-            raise SpecError(f"missing array {key!r} of shape {list(shape)}", where, "--weights")
-        arr = loaded[key]
-        if tuple(arr.shape) != shape:
-            raise SpecError(
-                f"array {key!r} has shape {list(arr.shape)}; expected {list(shape)}",
-                where,
-                "--weights",
+        if key not in infos:
+            raise _refuse(f"missing array {key!r} of shape {list(shape)}", path)
+        header = npzread.read_header(zf, key, infos[key])
+        if header.shape != shape:
+            raise _refuse(
+                f"array {key!r} has shape {list(header.shape)}; expected {list(shape)}", path
             )
-        if arr.dtype.kind != "f":
-            raise SpecError(
-                f"array {key!r} has dtype {arr.dtype}; expected float32", where, "--weights"
-            )
-        if not np.all(np.isfinite(arr)):
-            raise SpecError(f"array {key!r} holds NaN or infinite values", where, "--weights")
-        out[key] = arr.astype(np.float32)
+        if header.dtype.kind != "f":
+            raise _refuse(f"array {key!r} has dtype {header.dtype}; expected float32", path)
+        headers[key] = header
+    out: dict[str, np.ndarray] = {}
+    for key, (_, kind) in expected.items():
+        out[key] = _checked_values(npzread.read_data(zf, headers[key]), key, kind, path)
     return out
+
+
+def _checked_values(arr: np.ndarray, key: str, kind: str, path: str) -> np.ndarray:
+    """The array as float32 after refusing values that would not survive or make no sense:
+    NaN or infinity, magnitudes beyond float32 (a cast would make them infinite), negative
+    BatchNorm variances (folding takes their square root)."""
+    finite = np.isfinite(arr)
+    if not finite.all():
+        at = _first(~finite)
+        raise _refuse(f"array {key!r} holds NaN or infinite values (first at {at})", path)
+    too_big = np.abs(arr) > np.finfo(np.float32).max
+    if too_big.any():
+        at = _first(too_big)
+        raise _refuse(
+            f"array {key!r} holds {arr[at]:.6g} at {at}, beyond float32's range "
+            f"(±{np.finfo(np.float32).max:.4g})",
+            path,
+        )
+    if kind == "bn_var" and (arr < 0).any():
+        at = _first(arr < 0)
+        raise _refuse(
+            f"array {key!r} holds the negative BatchNorm variance {arr[at]:.6g} at {at}; "
+            "expected variances of at least 0",
+            path,
+        )
+    return arr.astype(np.float32)
+
+
+def _first(mask: np.ndarray) -> tuple[int, ...]:
+    return tuple(int(i) for i in np.unravel_index(int(np.argmax(mask)), mask.shape))
 
 
 def reference_forward(graph: Graph, weights: Weights, x: np.ndarray) -> dict[str, np.ndarray]:
