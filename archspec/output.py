@@ -331,13 +331,14 @@ def write_tree(
 
 
 def nonnegative_int(text: str) -> int:
-    """argparse type for counts, seeds and job numbers: a whole number ≥ 0."""
+    """argparse type for counts, seeds and job numbers: a whole number from 0 to 2^63 - 1."""
     try:
-        value = int(text)
+        value = int(text) if len(text) <= 40 else -1
     except ValueError:
         value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    if not 0 <= value < 1 << 63:
+        shown = text if len(text) <= 40 else text[:37] + "..."
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {shown!r}")
     return value
 
 

@@ -227,3 +227,23 @@ def test_a_file_that_is_not_a_spec_is_never_echoed(tmp_path, capsys, content, ne
     result = run_cli(capsys, args)
     assert_refused(result, f"{secret}:1:1: {needle}", SECONDS)
     assert SECRET not in result.err
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["build", "{spec}", "--target", "onnx", "--seed", DIGITS[1]],
+        ["verify", "{spec}", "--batch", DIGITS[2]],
+        ["verify", "{spec}", "--seed", str(1 << 63)],
+        ["build", "{spec}", "--target", "onnx", "--seed", "0x" + "f" * 5000],
+    ],
+)
+def test_huge_integer_options_are_refused_briefly(tmp_path, capsys, args):
+    spec = _spec(tmp_path, BASE)
+    with pytest.raises(SystemExit) as info:
+        run_cli(capsys, [a.format(spec=spec) for a in args])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "expected a non-negative integer" in err or "expected a positive integer" in err
+    assert "Traceback" not in err and len(err) < 1000
+    assert list(tmp_path.iterdir()) == [spec]
