@@ -289,3 +289,14 @@ def test_two_builds_into_one_folder_do_not_mix(tmp_path, spec):
         got = {p.name: p.read_bytes() for p in out.iterdir()}
         assert got in (expected["10"], expected["12"])
         assert _leftovers(tmp_path) == []
+
+
+def test_variants_never_writes_through_a_symlink_in_its_folder(tmp_path, capsys):
+    out, elsewhere = tmp_path / "out", tmp_path / "elsewhere"
+    out.mkdir()
+    elsewhere.mkdir()
+    (out / "specs").symlink_to(elsewhere)
+    space = ROOT / "specs" / "spaces" / "mnv2_mcu.yaml"
+    result = run_cli(capsys, ["variants", str(space), "-o", str(out), "--n", "3"], watch=[tmp_path])
+    assert_refused(result, f"{out / 'specs'}: -o: is a symbolic link; refusing to write", 60.0)
+    assert list(elsewhere.iterdir()) == []
