@@ -155,3 +155,50 @@ def test_report_on_the_largest_graphs_is_bounded(tmp_path, text, ops) -> None:
     code, err, seconds = _run(tmp_path, text, "report", "-o", str(tmp_path / "r.json"))
     assert code == 0, err
     assert seconds < 90, seconds  # 9 s and 4 s on an idle 2-core machine; CI runs two at once
+
+
+# -- the variants command's destinations, through archspec.output (issue 14, classes 4 and 9) --
+
+SPACE = Path(__file__).resolve().parent.parent / "specs" / "spaces" / "mnv2_mcu.yaml"
+
+
+def _a_file(folder: Path) -> Path:
+    (folder / "f").write_text("x")
+    return folder / "f"
+
+
+@pytest.mark.parametrize(
+    ("make", "needle"),
+    [
+        (lambda d: "", "-o: found an empty path; expected a folder"),
+        (lambda d: str(_a_file(d) / "sub"), "which is a file, not a folder"),
+        (lambda d: str(_a_file(d)), "-o"),
+    ],
+    ids=["empty", "under_a_file", "a_file"],
+)
+def test_variants_checks_its_folder_before_any_work(tmp_path, make, needle) -> None:
+    out = make(tmp_path)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    done = subprocess.run(
+        [sys.executable, "-m", "archspec", "variants", str(SPACE), "--n", "3", "-o", out],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert needle in done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_variants_writes_the_folder_and_the_plot_together(tmp_path) -> None:
+    out, plot = tmp_path / "v", tmp_path / "v.svg"
+    done = subprocess.run(
+        [sys.executable, "-m", "archspec", "variants", str(SPACE), "--n", "3", "-o", str(out)]
+        + ["--plot", str(plot)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert (out / "manifest.jsonl").is_file() and plot.read_text().startswith("<?xml")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["v", "v.svg"]

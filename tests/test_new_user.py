@@ -210,6 +210,7 @@ BIAS_RULES = {
     "upsample": ("{op: upsample, factor: 2}", lambda bn: []),
     "shuffle": ("{op: shuffle, groups: 3}", lambda bn: []),
     "act": ("{op: act, act: relu}", lambda bn: []),
+    "shift": ("{op: shift}", lambda bn: []),
 }
 
 

@@ -11,7 +11,13 @@ from pathlib import Path
 from typing import TextIO
 
 from archspec.errors import Location, SpecError
-from archspec.output import write_file, write_tree
+from archspec.output import (
+    FileOutput,
+    TreeOutput,
+    check_dir_destination,
+    check_file_destination,
+    write_outputs,
+)
 from archspec.pareto import parse_axes
 from archspec.variants.engine import evaluate
 from archspec.variants.manifest import (
@@ -48,10 +54,9 @@ def run_variants(
                 f"found {args.plot!r}; expected a file name ending in .png or .svg",
                 Location("--plot"),
             )
-        if not Path(args.plot).resolve().parent.is_dir():
-            raise SpecError("the plot's folder does not exist", Location(args.plot), "--plot")
-    if args.output and Path(args.output).exists() and not Path(args.output).is_dir():
-        raise SpecError("exists and is not a folder", Location(args.output), "-o")
+        check_file_destination(args.plot, "--plot")
+    if args.output is not None:  # '' is refused, not taken as "no folder"
+        check_dir_destination(args.output, "-o")
     if args.n == 0:
         raise SpecError("found 0; expected at least one variant", Location("--n"))
     jobs = args.jobs or os.cpu_count() or 1
@@ -109,11 +114,13 @@ def run_variants(
             json.dumps({"id": s.id, "choices": dict(s.choices), "reason": s.reason}) + "\n"
             for s in skipped
         )
-        write_tree(args.output, files)
     else:
         out.write(render_csv(rows, space.labels) if args.csv else render_jsonl(rows))
+    # the manifest folder and the plot are written together, or neither
+    written = [TreeOutput(args.output, files)] if args.output else []
     if plot_bytes is not None:
-        write_file(args.plot, plot_bytes)
+        written.append(FileOutput(args.plot, plot_bytes, "--plot"))
+    write_outputs(written)
 
     err.write(
         f"{space.name}: {how} -> {len(variants)} variants ({dups} duplicates collapsed), "
