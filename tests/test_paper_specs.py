@@ -90,10 +90,25 @@ def test_fvcore_counts_our_madds(spec: str, tmp_path: Path) -> None:
     assert by_op["conv"] + by_op.get("linear", 0) == analyze_cost(graph).madds
 
 
+# The C target runs the networks issue 11 names for it (MobileNetV1, both ShuffleNets,
+# MobileNetV2 + SSDLite); the others are verified in PyTorch, Keras and ONNX. Networks whose
+# weights make a C source of hundreds of MB (ResNet-101: 44.5M floats) are no C test case.
+C_SPECS = {"mnv1_1.0.yaml", "shufflenet_g3_1.5x.yaml", "shufflenet_g3_2x.yaml"}
+# Segmentation specs run at a smaller input in this test (the same layers, weights and dilation
+# pattern; the numpy reference of ResNet-101 + ASPP at 513² alone takes minutes).
+SMALLER = {
+    "mnv1_deeplabv3_aspp.yaml": 129,
+    "mnv2_deeplabv3.yaml": 129,
+    "mnv2_deeplabv3_aspp.yaml": 129,
+    "resnet101_deeplabv3_aspp.yaml": 129,
+}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("spec", SPECS)
 def test_every_target_computes_the_same_network(spec: str) -> None:
-    graph = _graph(spec)
-    result = verify(graph, init_weights(graph, 0), targets=TARGETS, batch=1, progress=False)
-    assert set(result.runtimes) == set(TARGETS), result.skipped
+    graph = _graph(spec, *([f"resolution={SMALLER[spec]}"] if spec in SMALLER else []))
+    targets = TARGETS if spec in C_SPECS else tuple(t for t in TARGETS if t != "c")
+    result = verify(graph, init_weights(graph, 0), targets=targets, batch=1, progress=False)
+    assert set(result.runtimes) == set(targets), result.skipped
     assert result.passed, [c for c in result.comparisons if c.relative > result.tolerance]
