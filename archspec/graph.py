@@ -37,6 +37,8 @@ class GNode:
     role: Role | None
     loc: Location
     part: str = DEFAULT_PART  # the row's `part` (reports subtotal per part)
+    # its weight arrays, computed once while lowering (None: compute them from the op)
+    weight_specs: tuple[WeightSpec, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -116,6 +118,8 @@ class Graph:
 
     def weights(self, node: GNode) -> list[WeightSpec]:
         """The weight arrays of a node in the canonical layout."""
+        if node.weight_specs is not None:
+            return list(node.weight_specs)
         return GRAPH_OPS[node.op].weights(node.attrs, self.input_shapes(node), node.shape)
 
     def block_of(self, name: str) -> Block | None:

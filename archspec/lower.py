@@ -222,7 +222,8 @@ class _Lowering:
                 f"layers[{row.index}]",
             )
         ins = [self.nodes[i].shape for i in inputs]
-        for weight in graph_op.weights(full, ins, shape):
+        weight_specs = tuple(graph_op.weights(full, ins, shape))
+        for weight in weight_specs:
             count = math.prod(weight.shape)
             self.weight_elements += count
             if count > MAX_TENSOR_ELEMENTS or self.weight_elements > MAX_WEIGHT_ELEMENTS:
@@ -248,6 +249,7 @@ class _Lowering:
             role,
             row.loc,
             part,
+            weight_specs,
         )
         return name
 

@@ -89,11 +89,11 @@ def layer_cost(graph: Graph, node: GNode, profile: str = "slim") -> LayerCost:
     if profile != "slim":
         for key, value in op.profiles[profile](node.attrs, ins, node.shape).items():
             terms[key] = terms.get(key, 0) + value
-    undeclared = set(terms) - set(op.terms)
-    if undeclared:
-        raise RuntimeError(f"op {op.name!r} reports undeclared terms {sorted(undeclared)}")
+    if any(key not in op.terms for key in terms):
+        undeclared = sorted(set(terms) - set(op.terms))
+        raise RuntimeError(f"op {op.name!r} reports undeclared terms {undeclared}")
     params = bn_params = bn_buffers = 0
-    for w in op.weights(node.attrs, ins, node.shape):
+    for w in graph.weights(node):
         count = math.prod(w.shape)
         if w.kind in TRAINABLE:
             params += count
@@ -129,18 +129,17 @@ def analyze_cost(graph: Graph, profile: str = "slim") -> CostReport:
     # registry order first; terms of ops registered later (plugins, the TEMPLATE op) after
     order = [k for k in TERM_ORDER if k in terms] + [k for k in terms if k not in TERM_ORDER]
     ordered = {k: terms[k] for k in order}
-    parts: dict[str, PartCost] = {}
+    sums: dict[str, list[int]] = {}
     for layer in layers:  # in order of first appearance
-        old = parts.get(layer.part, PartCost(0, 0, 0))
-        parts[layer.part] = PartCost(
-            old.madds + layer.madds,
-            old.params + layer.params,
-            old.params_with_bn + layer.params_with_bn,
-        )
+        total = sums.setdefault(layer.part, [0, 0, 0])
+        total[0] += layer.madds
+        total[1] += layer.params
+        total[2] += layer.params_with_bn
+    parts = {name: PartCost(*total) for name, total in sums.items()}
     return CostReport(
         profile=profile,
         layers=layers,
-        madds=sum(layer.madds for layer in layers),
+        madds=sum(total[0] for total in sums.values()),
         params=sum(x.params for x in layers),
         params_with_bn=sum(x.params_with_bn for x in layers),
         bn_buffers=sum(x.bn_buffers for x in layers),

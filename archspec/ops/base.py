@@ -96,9 +96,9 @@ class Field:
     choices: tuple[Any, ...] = ()
 
 
-@dataclass(frozen=True)
-class WeightSpec:
-    """One weight array of a graph node, in the canonical layout (PyTorch's: OIHW, out×in)."""
+class WeightSpec(NamedTuple):
+    """One weight array of a graph node, in the canonical layout (PyTorch's: OIHW, out×in).
+    (A named tuple: lowering builds one per array of every node, so it must be cheap.)"""
 
     name: str
     shape: tuple[int, ...]
