@@ -52,47 +52,108 @@ def _dims(graph: Graph, name: str, flat: frozenset[str]) -> str:
     return f"{BATCH}, {shape.c}, {shape.h}, {shape.w}"
 
 
-def _node_context(graph: Graph, node: GNode, flat: frozenset[str]) -> dict[str, Any]:
+def qdq_pair(tensor: str, out: str, params: str, stem: str | None = None) -> list[dict[str, Any]]:
+    """QuantizeLinear then DequantizeLinear of `tensor` (float) into `out` (float again) with
+    the per-tensor scale and zero point of `params` (initializers `<params>/scale`,
+    `<params>/zero_point`): the pair that marks a tensor as int8 in a QDQ model. The nodes are
+    `<stem>/quantize` and `<stem>/dequantize`, the int8 tensor `<stem>/q` (stem: `out`)."""
+    scale, zero = _q(f"{params}/scale"), _q(f"{params}/zero_point")
+    stem = out if stem is None else stem
+    return [
+        {
+            "node": _q(f"{stem}/quantize"),
+            "out": _q(f"{stem}/q"),
+            "op": "QuantizeLinear",
+            "axis": None,
+            "ins": [_q(tensor), scale, zero],
+        },
+        {
+            "node": _q(f"{stem}/dequantize"),
+            "out": _q(out),
+            "op": "DequantizeLinear",
+            "axis": None,
+            "ins": [_q(f"{stem}/q"), scale, zero],
+        },
+    ]
+
+
+def _weight_dq(node: GNode, weight: str) -> dict[str, Any]:
+    """DequantizeLinear of an int8 weight or int32 bias initializer, per output channel."""
+    key = weight_key(node.name, weight)
+    return {
+        "node": _q(f"{node.name}/{weight}_dequantize"),
+        "out": _q(f"{key}/dq"),
+        "op": "DequantizeLinear",
+        "axis": 0,
+        "ins": [_q(key), _q(f"{key}/scale"), _q(f"{key}/zero_point")],
+    }
+
+
+def _node_context(
+    graph: Graph, node: GNode, flat: frozenset[str], qdq: frozenset[str] | None = None
+) -> dict[str, Any]:
     """What a fragment needs about one node: its inputs (after any layout change), its
-    weights' initializer names, and the op's attributes as ONNX wants them."""
+    weights' initializer names, and the op's attributes as ONNX wants them.
+
+    `qdq` (the nodes with int8 weights) asks for the QDQ rendering: the op computes in float
+    from dequantized inputs and writes `<node>/f`, which a QuantizeLinear/DequantizeLinear pair
+    turns into the tensor `<node>` its consumers read; int8 weights and int32 biases (BatchNorm
+    folded) are dequantized per output channel; layout changes keep their source's parameters.
+    """
     want_flat = GRAPH_OPS[node.op].layout == "flat" or node.name in flat
-    prep: list[dict[str, str]] = []
+    prep: list[dict[str, Any]] = []
     ins: list[str] = []
     for i, src in enumerate(node.inputs):
+        read = f"{src}/dq" if qdq is not None and src == graph.input.name else src
+        change = None
         if want_flat and src not in flat:
-            out = f"{node.name}/flatten{i}"
-            prep.append({"op": "flatten", "node": _q(out), "src": _q(src), "out": _q(out)})
-            ins.append(_q(out))
+            change = "flatten"
         elif not want_flat and src in flat:
-            out = f"{node.name}/unflatten{i}"
-            prep.append({"op": "unflatten", "node": _q(out), "src": _q(src), "out": _q(out)})
-            ins.append(_q(out))
-        else:
-            ins.append(_q(src))
+            change = "unflatten"
+        if change is None:
+            ins.append(_q(read))
+            continue
+        out = f"{node.name}/{change}{i}"
+        wrote = out if qdq is None else f"{out}/f"
+        post = [] if qdq is None else qdq_pair(wrote, out, src)
+        prep.append(
+            {"op": change, "node": _q(out), "src": _q(read), "out": _q(wrote), "post": post}
+        )
+        ins.append(_q(out))
     act = node.attrs.get("act", "linear")
     own = op_context("onnx", graph, node)
     constants = [{**c, "name": _q(f"{node.name}/{c['part']}")} for c in own.pop("constants", ())]
-    return {
+    out = node.name if qdq is None else f"{node.name}/f"
+    ctx = {
         **node.attrs,
         **own,
         "name": node.name,
         "op": node.op,
         "prep": prep,
         "ins": ins,
-        "out": _q(node.name),
+        "out": _q(out),
         "act": act,
         "act_op": rendering(act, "onnx")["op"],
         "act_inputs": [_q(c) for c in rendering(act, "onnx")["constants"]],
         "constants": constants,
         "w": {w.name: _q(weight_key(node.name, w.name)) for w in graph.weights(node)},
         "sub": lambda part: _q(f"{node.name}/{part}"),
+        "pre": [],
+        "post": [] if qdq is None else qdq_pair(out, node.name, node.name),
     }
+    if qdq is not None and node.name in qdq:
+        # BatchNorm is folded into the int8 weight and the int32 bias, which every such node has.
+        ctx["bn"], ctx["bias"] = False, True
+        ctx["w"] = {w: _q(f"{weight_key(node.name, w)}/dq") for w in ("weight", "bias")}
+        ctx["pre"] = [_weight_dq(node, "weight"), _weight_dq(node, "bias")]
+    return ctx
 
 
-def graph_context(graph: Graph) -> dict[str, Any]:
-    """The context of `templates/onnx/model.onnxtxt.j2`."""
+def graph_context(graph: Graph, qdq: frozenset[str] | None = None) -> dict[str, Any]:
+    """The context of `templates/onnx/model.onnxtxt.j2`; `qdq` (the nodes with int8 weights)
+    asks for the QDQ rendering (see `_node_context`)."""
     flat = flat_tensors(graph)
-    nodes = [_node_context(graph, n, flat) for n in graph.ops()]
+    nodes = [_node_context(graph, n, flat, qdq) for n in graph.ops()]
     inp = graph.input.shape
     constants: list[dict[str, Any]] = []
     used = {c for n in nodes for c in rendering(n["act"], "onnx")["constants"]}
@@ -111,16 +172,36 @@ def graph_context(graph: Graph) -> dict[str, Any]:
         "nodes": nodes,
         "ops": sorted({n["op"] for n in nodes}),
         "constants": constants,
+        "pre": [] if qdq is None else qdq_pair("input", "input/dq", "input", "input"),
     }
 
 
-def render_text(graph: Graph, env: jinja2.Environment) -> str:
-    """The model in ONNX's textual syntax, weights left out (they become initializers)."""
-    ctx = graph_context(graph)
+def render_text(graph: Graph, env: jinja2.Environment, qdq: frozenset[str] | None = None) -> str:
+    """The model in ONNX's textual syntax, weights left out (they become initializers); `qdq`
+    as in `graph_context`."""
+    ctx = graph_context(graph, qdq)
     ctx["fragments"] = {
         op: env.get_template(fragment("onnx", op)).make_module() for op in ctx["ops"]
     }
     return env.get_template("onnx/model.onnxtxt.j2").render(ctx)
+
+
+def describe_model(model: Any, graph: Graph, form: str = "") -> None:
+    """Set the producer and the doc string (the spec's name and description, and `form`)."""
+    model.producer_name = "archspec"
+    model.producer_version = __version__
+    model.doc_string = f"{graph.name}: {graph.spec.description}".strip().rstrip(":")
+    if form:
+        model.doc_string += f" ({form})"
+
+
+def name_batch_dims(model: Any) -> None:
+    """Give inferred intermediate shapes back the batch dimension's name: ONNX's Resize
+    inference (with `axes`) forgets it; every activation here is batch-first."""
+    for value in model.graph.value_info:
+        dim = value.type.tensor_type.shape.dim[0]
+        if dim.dim_param.startswith("unk__"):
+            dim.dim_param = BATCH
 
 
 def build_proto(graph: Graph, weights: Mapping[str, np.ndarray], env: jinja2.Environment) -> Any:
@@ -131,9 +212,7 @@ def build_proto(graph: Graph, weights: Mapping[str, np.ndarray], env: jinja2.Env
     from onnx import numpy_helper
 
     model = onnx.parser.parse_model(render_text(graph, env))
-    model.producer_name = "archspec"
-    model.producer_version = __version__
-    model.doc_string = f"{graph.name}: {graph.spec.description}".strip().rstrip(":")
+    describe_model(model, graph)
     for node in graph.ops():
         for w in graph.weights(node):
             key = weight_key(node.name, w.name)
@@ -141,12 +220,7 @@ def build_proto(graph: Graph, weights: Mapping[str, np.ndarray], env: jinja2.Env
             model.graph.initializer.append(numpy_helper.from_array(array, key))
     # Record every intermediate tensor's shape (value_info) so that viewers show them.
     model = onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
-    for value in model.graph.value_info:
-        # ONNX's Resize inference (with `axes`) forgets the batch dimension's name; every
-        # activation here is batch-first, so give it back.
-        dim = value.type.tensor_type.shape.dim[0]
-        if dim.dim_param.startswith("unk__"):
-            dim.dim_param = BATCH
+    name_batch_dims(model)
     return model
 
 
