@@ -30,8 +30,10 @@ from typing import Any
 import jinja2
 import numpy as np
 
+from archspec.boards import Board
 from archspec.graph import Graph
 from archspec.options import Split
+from archspec.targets.c.board import render_for_board
 from archspec.targets.c.render import render_files
 
 __all__ = ["render"]
@@ -44,12 +46,25 @@ def render(
     *,
     split: Split = 1,
     row_tile: int | None = None,
+    board: Board | None = None,
     **options: Any,
 ) -> dict[str, str | bytes]:
     """Render the C sources of `graph` with `weights` for a `split`-way split (int or "n") and
-    an optional row tile (checked values: the CLI parses them with `archspec.options`)."""
+    an optional row tile (checked values: the CLI parses them with `archspec.options`). With a
+    `board` (archspec.boards), refuse a network that does not fit it and add the cross build's
+    files (archspec.targets.c.board)."""
     from archspec.errors import SpecError
 
     for key in options:
         raise SpecError(f"option --{key} does not apply to the c target", None, f"--{key}")
+    if board is not None:
+        return render_for_board(
+            graph,
+            board,
+            env,
+            lambda board_env: render_files(graph, weights, board_env, split, row_tile),
+            split=split,
+            row_tile=row_tile,
+            dtype="float32",
+        )
     return render_files(graph, weights, env, split, row_tile)
