@@ -20,6 +20,9 @@ from archspec import __version__
 from archspec.activations import TARGETS
 from archspec.analysis.cost import PROFILES, analyze_cost
 from archspec.analysis.report import render_json, render_text, report_data
+from archspec.boards_cli import add_build_arguments as add_build_board_arguments
+from archspec.boards_cli import add_report_arguments as add_report_board_arguments
+from archspec.boards_cli import build_board, report_board
 from archspec.errors import Location, SpecError
 from archspec.lower import lower
 from archspec.options import DTYPE_BYTES, MEMORY_MODES, parse_row_tile, parse_split
@@ -145,6 +148,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     )
     progress.close()
     data = report_data(graph, cost, memory.data)
+    board_text = report_board(args, graph, data, split)
     if args.paper:
         from archspec.paper import report_paper
 
@@ -172,6 +176,7 @@ def cmd_report(args: argparse.Namespace) -> int:
             from archspec.paper import report_paper_text
 
             text += "\n" + report_paper_text(data["paper"], args.format == "markdown")
+        text += board_text
     outputs = [FileOutput(args.output, text)] if args.output is not None else []
     if plot_fmt:
         outputs.append(FileOutput(args.plot, plot, "--plot"))
@@ -236,6 +241,7 @@ def cmd_build(args: argparse.Namespace) -> int:
             "--row-tile",
             "add --target c",
         )
+    board = build_board(args)
     if args.output is not None:
         check_dir_destination(args.output, "-o")
     graph = lower(load_spec(args.spec, args.overrides))
@@ -245,6 +251,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     options = {} if args.split is None else {"split": args.split}
     if args.row_tile is not None:
         options["row_tile"] = args.row_tile
+    if board is not None:
+        options["board"] = board
     files = target_files(graph, args.target, weights, **options)
     out = Path(
         args.output if args.output is not None else _default_build_dir(graph.name, args.target)
@@ -364,6 +372,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="also show the paper's published figures for this spec (matched by file name) "
         "next to ours, with the difference and the explanation (JSON: a `paper` list)",
     )
+    add_report_board_arguments(p)
     p.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
     p.set_defaults(handler=cmd_report)
 
@@ -437,6 +446,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="c target: run each fused block in bands of R output rows (less workspace; "
         "default: off)",
     )
+    add_build_board_arguments(p)
     p.set_defaults(handler=cmd_build)
 
     p = sub.add_parser(
