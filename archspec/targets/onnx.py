@@ -23,6 +23,7 @@ import numpy as np
 
 from archspec import __version__
 from archspec.activations import rendering
+from archspec.errors import SpecError
 from archspec.graph import GNode, Graph, weight_key
 from archspec.names import spec_identifier
 from archspec.ops import GRAPH_OPS
@@ -52,29 +53,47 @@ def _dims(graph: Graph, name: str, flat: frozenset[str]) -> str:
     return f"{BATCH}, {shape.c}, {shape.h}, {shape.w}"
 
 
-def qdq_pair(tensor: str, out: str, params: str, stem: str | None = None) -> list[dict[str, Any]]:
-    """QuantizeLinear then DequantizeLinear of `tensor` (float) into `out` (float again) with
-    the per-tensor scale and zero point of `params` (initializers `<params>/scale`,
-    `<params>/zero_point`): the pair that marks a tensor as int8 in a QDQ model. The nodes are
-    `<stem>/quantize` and `<stem>/dequantize`, the int8 tensor `<stem>/q` (stem: `out`)."""
+def qdq_lines(tensor: str, params: str, stem: str, outs: list[str]) -> list[dict[str, Any]]:
+    """QuantizeLinear of `tensor` (float) into `<stem>/q`, then one DequantizeLinear per name of
+    `outs` (each reader of a tensor has its own, as ONNX Runtime's QDQ fusion wants), with the
+    per-tensor scale and zero point of `params` (initializers `<params>/scale` and
+    `<params>/zero_point`): what marks a tensor as int8 in a QDQ model."""
     scale, zero = _q(f"{params}/scale"), _q(f"{params}/zero_point")
-    stem = out if stem is None else stem
-    return [
+    lines = [
         {
             "node": _q(f"{stem}/quantize"),
             "out": _q(f"{stem}/q"),
             "op": "QuantizeLinear",
             "axis": None,
             "ins": [_q(tensor), scale, zero],
-        },
-        {
-            "node": _q(f"{stem}/dequantize"),
-            "out": _q(out),
-            "op": "DequantizeLinear",
-            "axis": None,
-            "ins": [_q(f"{stem}/q"), scale, zero],
-        },
+        }
     ]
+    for out in outs:
+        lines.append(
+            {
+                "node": _q(f"{out}/dequantize"),
+                "out": _q(out),
+                "op": "DequantizeLinear",
+                "axis": None,
+                "ins": [_q(f"{stem}/q"), scale, zero],
+            }
+        )
+    return lines
+
+
+def dq_names(graph: Graph, tensor: str) -> dict[str, str]:
+    """The dequantized copies of a tensor in the QDQ rendering, by reader: the graph output
+    (reader "") is the tensor's own name, and so is the first consuming node's copy when the
+    tensor is neither an output nor the graph input; other readers get `<tensor>/dq/<node>`."""
+    names: dict[str, str] = {}
+    if tensor in graph.outputs:
+        names[""] = tensor
+    for reader in graph.consumers(tensor):
+        if reader in names:
+            continue
+        plain = not names and tensor != graph.input.name
+        names[reader] = tensor if plain else f"{tensor}/dq/{reader}"
+    return names
 
 
 def _weight_dq(node: GNode, weight: str) -> dict[str, Any]:
@@ -96,15 +115,16 @@ def _node_context(
     weights' initializer names, and the op's attributes as ONNX wants them.
 
     `qdq` (the nodes with int8 weights) asks for the QDQ rendering: the op computes in float
-    from dequantized inputs and writes `<node>/f`, which a QuantizeLinear/DequantizeLinear pair
-    turns into the tensor `<node>` its consumers read; int8 weights and int32 biases (BatchNorm
-    folded) are dequantized per output channel; layout changes keep their source's parameters.
+    from dequantized inputs and writes `<node>/f`, which a QuantizeLinear turns into `<node>/q`
+    and a DequantizeLinear per reader into the copies its readers read (`dq_names`); int8
+    weights and int32 biases (BatchNorm folded) are dequantized per output channel; layout
+    changes keep their source's parameters.
     """
     want_flat = GRAPH_OPS[node.op].layout == "flat" or node.name in flat
     prep: list[dict[str, Any]] = []
     ins: list[str] = []
     for i, src in enumerate(node.inputs):
-        read = f"{src}/dq" if qdq is not None and src == graph.input.name else src
+        read = src if qdq is None else dq_names(graph, src)[node.name]
         change = None
         if want_flat and src not in flat:
             change = "flatten"
@@ -115,7 +135,7 @@ def _node_context(
             continue
         out = f"{node.name}/{change}{i}"
         wrote = out if qdq is None else f"{out}/f"
-        post = [] if qdq is None else qdq_pair(wrote, out, src)
+        post = [] if qdq is None else qdq_lines(wrote, src, out, [out])
         prep.append(
             {"op": change, "node": _q(out), "src": _q(read), "out": _q(wrote), "post": post}
         )
@@ -139,7 +159,9 @@ def _node_context(
         "w": {w.name: _q(weight_key(node.name, w.name)) for w in graph.weights(node)},
         "sub": lambda part: _q(f"{node.name}/{part}"),
         "pre": [],
-        "post": [] if qdq is None else qdq_pair(out, node.name, node.name),
+        "post": []
+        if qdq is None
+        else qdq_lines(out, node.name, node.name, list(dq_names(graph, node.name).values())),
     }
     if qdq is not None and node.name in qdq:
         # BatchNorm is folded into the int8 weight and the int32 bias, which every such node has.
@@ -172,7 +194,9 @@ def graph_context(graph: Graph, qdq: frozenset[str] | None = None) -> dict[str, 
         "nodes": nodes,
         "ops": sorted({n["op"] for n in nodes}),
         "constants": constants,
-        "pre": [] if qdq is None else qdq_pair("input", "input/dq", "input", "input"),
+        "pre": []
+        if qdq is None
+        else qdq_lines("input", "input", "input", list(dq_names(graph, graph.input.name).values())),
     }
 
 
@@ -235,8 +259,29 @@ def digest(data: bytes) -> str:
 
 
 def render(
-    graph: Graph, weights: Mapping[str, np.ndarray], env: jinja2.Environment, **options: Any
+    graph: Graph,
+    weights: Mapping[str, np.ndarray],
+    env: jinja2.Environment,
+    *,
+    quantize: str | None = None,
+    qparams: Any = None,
+    **options: Any,
 ) -> dict[str, str | bytes]:
-    """`{<spec identifier>.onnx: model bytes}` (the CLI adds the canonical `weights.npz`)."""
+    """`{<spec identifier>.onnx: model bytes}` (the CLI adds the canonical `weights.npz`).
+
+    `quantize="int8"` renders the QDQ model (`archspec.targets.onnx_qdq`) for `qparams` (an
+    `archspec.quant.QParams`; default: calibrated on the default seeded inputs) and writes the
+    qparams file beside it."""
     reject_options("onnx", options)
-    return {f"{spec_identifier(graph.name)}.onnx": model_bytes(graph, weights, env)}
+    if quantize is None:
+        if qparams is not None:
+            raise SpecError("applies to int8 builds only", None, "--qparams", "add --quantize int8")
+        return {f"{spec_identifier(graph.name)}.onnx": model_bytes(graph, weights, env)}
+    from archspec.quantize import QuantizeOptions, resolve_qparams
+    from archspec.targets import onnx_qdq
+
+    if quantize != "int8":
+        raise SpecError(f"cannot quantize to {quantize!r}; expected int8", None, "--quantize")
+    if qparams is None:
+        qparams = resolve_qparams(graph, weights, QuantizeOptions(quantize))
+    return onnx_qdq.render_files(graph, qparams, env)
