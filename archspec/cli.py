@@ -35,6 +35,7 @@ from archspec.output import (
     write_file,
     write_outputs,
 )
+from archspec.quantize import add_quantize_arguments, quantize_options, target_options
 from archspec.spec import load_spec
 
 
@@ -242,6 +243,7 @@ def cmd_build(args: argparse.Namespace) -> int:
             "add --target c",
         )
     board = build_board(args)
+    quantize = quantize_options(args)
     if args.output is not None:
         check_dir_destination(args.output, "-o")
     graph = lower(load_spec(args.spec, args.overrides))
@@ -253,6 +255,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         options["row_tile"] = args.row_tile
     if board is not None:
         options["board"] = board
+    options.update(target_options(args.target, graph, weights, quantize))
     files = target_files(graph, args.target, weights, **options)
     out = Path(
         args.output if args.output is not None else _default_build_dir(graph.name, args.target)
@@ -266,9 +269,24 @@ def cmd_verify(args: argparse.Namespace) -> int:
     """Build every available target, run all on one input, compare; 1 above the tolerance."""
     from archspec.verify import check_verify_budget, render_result, resolve_weights, verify
 
+    quantize = quantize_options(args)
     graph = lower(load_spec(args.spec, args.overrides))
     check_verify_budget(graph, args.batch)  # before the weights or the input are allocated
     weights = resolve_weights(graph, args.weights, args.seed)
+    if quantize.mode is not None:
+        from archspec.quantize import describe_source, resolve_qparams
+        from archspec.verify_int8 import render_int8_result, verify_int8
+
+        int8 = verify_int8(
+            graph,
+            weights,
+            resolve_qparams(graph, weights, quantize),
+            calibration=describe_source(quantize),
+            batch=args.batch,
+            input_seed=0 if args.seed is None else args.seed,
+        )
+        sys.stdout.write(render_int8_result(int8))
+        return 0 if int8.passed else 1
     result = verify(
         graph,
         weights,
@@ -447,6 +465,7 @@ def build_parser() -> argparse.ArgumentParser:
         "default: off)",
     )
     add_build_board_arguments(p)
+    add_quantize_arguments(p, "build")
     p.set_defaults(handler=cmd_build)
 
     p = sub.add_parser(
@@ -477,6 +496,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--batch", type=_positive_int, default=2, metavar="N", help="input batch size (default: 2)"
     )
+    add_quantize_arguments(p, "verify")
     p.set_defaults(handler=cmd_verify)
 
     from archspec.variants.space import DEFAULT_PARETO
