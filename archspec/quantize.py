@@ -10,7 +10,9 @@ from another stream, so the SQNR it reports is measured on inputs calibration ne
 
 from __future__ import annotations
 
+import argparse
 import ast
+import inspect
 import math
 import os
 from collections.abc import Mapping
@@ -20,6 +22,7 @@ import numpy as np
 
 from archspec.errors import Location, SpecError
 from archspec.graph import Graph
+from archspec.output import nonnegative_int
 from archspec.quant.params import QParams, check_supported
 
 QUANTIZE_CHOICES = ("int8",)
@@ -182,3 +185,79 @@ def resolve_qparams(
         inputs = calibration_inputs(graph, count, CALIBRATION_SEED)
     activations = choose_activations(graph, activation_ranges(graph, weights, inputs))
     return quantize(graph, weights, activations)
+
+
+def add_quantize_arguments(p: argparse.ArgumentParser, command: str) -> None:
+    """The `--quantize` options of `build` or `verify`."""
+    p.add_argument(
+        "--quantize",
+        choices=QUANTIZE_CHOICES,
+        default=None,
+        help="int8 post-training quantization: "
+        + (
+            "the onnx target writes a QDQ model and <name>.qparams.json beside it"
+            if command == "build"
+            else "verify the int8 network (ONNX Runtime layer by layer within 1 step of the "
+            "integer ops, C int8 bit-identical to them; SQNR against float32)"
+        ),
+    )
+    p.add_argument(
+        "--qparams",
+        metavar="FILE.json",
+        help="int8: take the activation scales and zero points from this qparams file "
+        "instead of calibrating",
+    )
+    p.add_argument(
+        "--calibration",
+        metavar="FILE.npy",
+        help="int8: calibrate on these (N, C, H, W) float32 inputs",
+    )
+    p.add_argument(
+        "--calibration-count",
+        type=nonnegative_int,
+        default=None,
+        metavar="N",
+        help=f"int8: calibrate on N seeded standard-normal inputs (default "
+        f"{DEFAULT_CALIBRATION_COUNT})",
+    )
+
+
+def quantize_options(args: argparse.Namespace) -> QuantizeOptions:
+    """The parsed `--quantize` options, checked (before any work)."""
+    options = QuantizeOptions(args.quantize, args.qparams, args.calibration, args.calibration_count)
+    options.check()
+    return options
+
+
+def describe_source(options: QuantizeOptions) -> str:
+    """Where the activation parameters come from, for messages."""
+    if options.qparams is not None:
+        return f"the qparams file {options.qparams}"
+    if options.calibration is not None:
+        return f"calibration on {options.calibration}"
+    count = options.calibration_count or DEFAULT_CALIBRATION_COUNT
+    return f"calibration on {count} seeded inputs"
+
+
+def target_options(
+    target: str, graph: Graph, weights: Mapping[str, np.ndarray], options: QuantizeOptions
+) -> dict[str, object]:
+    """The render options of an int8 build of `target`: `quantize` and the `QParams` (for
+    targets whose render takes them: the onnx target, and the c target once it does)."""
+    if options.mode is None:
+        return {}
+    import importlib
+
+    render = importlib.import_module(f"archspec.targets.{target}").render
+    accepted = inspect.signature(render).parameters
+    if "quantize" not in accepted:
+        raise SpecError(f"the {target} target has no int8 build", None, "--quantize")
+    if "qparams" not in accepted:
+        if options != QuantizeOptions(options.mode):
+            raise SpecError(
+                f"the {target} target calibrates itself; this option applies to the onnx target",
+                None,
+                "--qparams" if options.qparams else "--calibration",
+            )
+        return {"quantize": options.mode}
+    return {"quantize": options.mode, "qparams": resolve_qparams(graph, weights, options)}
