@@ -1,0 +1,205 @@
+"""`archspec latency-table SPACE --measure ort|c [--threads T] [--repeats N] [--n N --seed S]
+-o table.json`: time every distinct unit the space's variants contain, once each (the options
+are defined in archspec/cli.py)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import TextIO
+
+from archspec.errors import Location, SpecError
+from archspec.graph import Graph
+from archspec.latency.measure import runtime_version
+from archspec.latency.table import build_table, distinct_units, render_table
+from archspec.latency.timing import (
+    DEFAULT_REPEATS,
+    MAX_REPEATS,
+    MAX_THREADS,
+    RUNTIMES,
+    MeasureSettings,
+)
+from archspec.lower import lower
+from archspec.output import FileOutput, Progress, check_file_destination, write_outputs
+from archspec.variants.model import SpaceDef
+from archspec.variants.sampling import grid_variants, sample_points, unique
+
+
+def space_graphs(space: SpaceDef, n: int | None, seed: int | None) -> tuple[list[Graph], int]:
+    """The lowered graphs of a space's variants (every point of every grid, or a random sample
+    of `n`), and how many were illegal."""
+    if n is None:
+        variants = grid_variants(space)
+    else:
+        variants, _, _ = unique(space, sample_points(space, n, 0 if seed is None else seed))
+    graphs, illegal = [], 0
+    for v in variants:
+        try:
+            graphs.append(lower(v.spec))
+        except SpecError:
+            illegal += 1
+    return graphs, illegal
+
+
+def settings_from_args(args: argparse.Namespace) -> MeasureSettings:
+    """The measure settings of `--measure`, `--threads`, `--repeats`, `--split`."""
+    if args.measure == "c" and args.threads not in (None, 1):
+        raise SpecError(
+            f"found {args.threads}; the C target runs on one thread", Location("--threads")
+        )
+    if args.measure != "c" and getattr(args, "split", None) is not None:
+        raise SpecError("applies to --measure c only", Location("--split"))
+    return MeasureSettings(
+        args.measure,
+        args.threads or 1,
+        args.repeats or DEFAULT_REPEATS,
+        split=getattr(args, "split", None) or 1,
+    )
+
+
+def run_latency_table(
+    args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None
+) -> int:
+    """`archspec latency-table`: every check before any work; the table written whole."""
+    from archspec.variants.space import Space
+
+    err = err or sys.stderr
+    out = out or sys.stdout
+    settings = settings_from_args(args)
+    space = Space.load(args.space)
+    if args.output is not None:
+        check_file_destination(args.output, "-o")
+    if args.n == 0:
+        raise SpecError("found 0; expected at least one variant", Location("--n"))
+    runtime_version(settings.runtime)  # no runtime or compiler: an error now, not after work
+    began = time.monotonic()
+    graphs, illegal = space_graphs(space, args.n, args.seed)
+    units = distinct_units(graphs, settings.split)
+    bar = Progress(len(units), "units")
+
+    def step(k: int) -> None:
+        for _ in range(k):
+            bar.step()
+
+    table = build_table(graphs, settings, space.name, step)
+    bar.close()
+    text = render_table(table)
+    if args.output is None:
+        out.write(text)
+    else:
+        write_outputs([FileOutput(args.output, text, "-o")])
+    err.write(
+        f"{space.name}: {len(graphs)} variants ({illegal} illegal skipped) -> "
+        f"{len(table.entries)} distinct units timed with {table.runtime_version} "
+        f"({settings.repeats} runs each, {settings.threads} thread(s)) in "
+        f"{time.monotonic() - began:.1f} s; overhead per inference "
+        f"{table.overhead.median_ms * 1000:.1f} us"
+        + (f"; wrote {args.output}" if args.output else "")
+        + "\n"
+    )
+    return 0
+
+
+def _repeats(text: str) -> int:
+    from archspec.output import nonnegative_int
+
+    value = nonnegative_int(text)
+    if not 1 <= value <= MAX_REPEATS:
+        raise argparse.ArgumentTypeError(f"expected 1 to {MAX_REPEATS}")
+    return value
+
+
+def _threads(text: str) -> int:
+    from archspec.output import nonnegative_int
+
+    value = nonnegative_int(text)
+    if not 1 <= value <= MAX_THREADS:
+        raise argparse.ArgumentTypeError(f"expected 1 to {MAX_THREADS}")
+    return value
+
+
+def add_measure_arguments(p: argparse.ArgumentParser, required: bool = False) -> None:
+    """`--measure ort|c`, `--threads T`, `--repeats N` (shared by `variants` and
+    `latency-table`)."""
+    p.add_argument(
+        "--measure",
+        choices=RUNTIMES,
+        required=required,
+        help="time with ONNX Runtime (ort) or the compiled C target (c, gcc -O2)",
+    )
+    p.add_argument(
+        "--threads",
+        type=_threads,
+        default=None,
+        metavar="T",
+        help="ONNX Runtime intra- and inter-op threads (default 1; the C target uses one)",
+    )
+    p.add_argument(
+        "--repeats",
+        type=_repeats,
+        default=None,
+        metavar="N",
+        help=f"timed runs after the warm-up; the median is reported (default {DEFAULT_REPEATS})",
+    )
+
+
+def add_variants_arguments(p: argparse.ArgumentParser) -> None:
+    """The latency options of `archspec variants`."""
+    add_measure_arguments(p)
+    p.add_argument(
+        "--latency-table",
+        metavar="FILE",
+        help="predict latency_ms from a table written by `archspec latency-table` (the sum of "
+        "the variant's units, marked predicted)",
+    )
+    p.add_argument(
+        "--foreign-table",
+        action="store_true",
+        help="accept a --latency-table measured on another machine (predictions are for it)",
+    )
+
+
+def add_latency_table_parser(sub: argparse._SubParsersAction) -> None:
+    """Register `archspec latency-table`."""
+    from archspec.output import nonnegative_int
+
+    p = sub.add_parser(
+        "latency-table",
+        help="time every distinct block of a search space once (a latency table)",
+        description="Time every distinct unit (fused block, stem + first block, or single op, "
+        "with its input shape; for c also the split) that the space's variants contain, each "
+        "once as a one-unit network, plus the runtime's per-inference overhead, and write the "
+        "table as JSON. `archspec variants SPACE --latency-table FILE` then predicts each "
+        "variant's latency as the sum of its units.",
+    )
+    p.add_argument("space", metavar="SPACE", help="search-space file (YAML)")
+    add_measure_arguments(p, required=True)
+    p.add_argument(
+        "--split",
+        type=_split,
+        default=None,
+        metavar="T|n",
+        help="c: the split of every fused block's expansion (default 1)",
+    )
+    p.add_argument(
+        "--n",
+        type=nonnegative_int,
+        default=None,
+        metavar="N",
+        help="only the units of N randomly drawn variants (default: every point of the space)",
+    )
+    p.add_argument(
+        "--seed", type=nonnegative_int, default=None, metavar="S", help="sampling seed (default 0)"
+    )
+    p.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
+    p.set_defaults(handler=run_latency_table)
+
+
+def _split(text: str) -> int | str:
+    from archspec.options import parse_split
+
+    try:
+        return parse_split(text)
+    except SpecError as exc:
+        raise argparse.ArgumentTypeError(exc.message) from None
