@@ -17,7 +17,10 @@ with the input's parameters; then:
   `int8_forward`'s bit for bit (the same integer arithmetic), and are compared with ONNX
   Runtime's like `int8_forward`'s.
 * **SQNR** (reported): the int8 network's dequantized outputs against the float32 network
-  (`archspec.weights.reference_forward`) on the same fresh inputs, 10·log10(Σ ref² / Σ err²).
+  (`archspec.weights.reference_forward`) on the same fresh inputs, 10·log10(Σ ref² / Σ err²);
+  and layer by layer, each node's dequantized int8 result against its float op (float weights)
+  on the same dequantized int8 inputs: the error one layer adds, which the end-to-end figure
+  compounds (a network with random weights amplifies it from layer to layer).
 
 The result passes when ONNX Runtime ran and every check holds; the CLI exits 1 otherwise.
 """
@@ -80,6 +83,7 @@ class Int8VerifyResult:
     kernels: dict[str, int] = field(default_factory=dict)
     comparisons: list[StepComparison] = field(default_factory=list)
     sqnr: dict[str, float] = field(default_factory=dict)
+    layer_sqnr: dict[str, float] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -117,6 +121,30 @@ def sqnr_db(reference: np.ndarray, approx: np.ndarray) -> float:
     if noise == 0.0:
         return math.inf
     return 10.0 * math.log10(signal / noise) if signal > 0 else -math.inf
+
+
+def layer_sqnr(
+    graph: Graph,
+    weights: Mapping[str, np.ndarray],
+    qparams: QParams,
+    forward: list[dict[str, np.ndarray]],
+) -> dict[str, float]:
+    """Each node's SQNR in dB: its dequantized int8 result (`forward`, one `int8_forward` per
+    batch item) against its float op with the float weights on the dequantized int8 inputs."""
+    from archspec.graph import weight_key
+    from archspec.ops import GRAPH_OPS
+
+    out = {}
+    acts = qparams.activations
+    for node in graph.ops():
+        own = {w.name: weights[weight_key(node.name, w.name)] for w in graph.weights(node)}
+        floats, quantized = [], []
+        for values in forward:
+            xs = [dequantize(values[i], acts[i]).astype(np.float64) for i in node.inputs]
+            floats.append(GRAPH_OPS[node.op].reference(node.attrs, xs, own))
+            quantized.append(dequantize(values[node.name], acts[node.name]))
+        out[node.name] = sqnr_db(np.stack(floats), np.stack(quantized))
+    return out
 
 
 # -- ONNX Runtime ------------------------------------------------------------------------------
@@ -317,6 +345,7 @@ def verify_int8(
             [reference_forward(graph, weights, item.astype(np.float64))[o] for item in x]
         )
         result.sqnr[o] = sqnr_db(floats, dequantize(reference[o], qparams.activations[o]))
+    result.layer_sqnr = layer_sqnr(graph, weights, qparams, forward)
     steps.close()
     return result
 
@@ -355,6 +384,13 @@ def render_int8_result(result: Int8VerifyResult) -> str:
         )
     for output, db in result.sqnr.items():
         lines.append(f"SQNR of the int8 network vs float32, output {output}: {db:.1f} dB")
+    if result.layer_sqnr:
+        worst = min(result.layer_sqnr, key=result.layer_sqnr.__getitem__)
+        lines.append(
+            f"SQNR layer by layer (each op on the same dequantized int8 inputs): worst "
+            f"{result.layer_sqnr[worst]:.1f} dB ({worst}), median "
+            f"{float(np.median(list(result.layer_sqnr.values()))):.1f} dB"
+        )
     if "onnx" not in result.runtimes:
         lines.append("verify --quantize int8: FAIL (onnxruntime is not importable)")
     elif result.passed:
