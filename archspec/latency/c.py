@@ -12,13 +12,17 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+
+import jinja2
+import numpy as np
 
 from archspec.emit import emit
 from archspec.graph import Graph
 from archspec.latency.timing import MeasureSettings, Timing, summarise
 from archspec.names import spec_identifier
+from archspec.targets.c.weights import weight_arrays
 from archspec.templating import environment
 from archspec.weights import init_weights
 
@@ -54,6 +58,34 @@ def _run(cmd: list[str], cwd: Path, timeout: int) -> str:
     return done.stdout
 
 
+def render_sources(
+    graph: Graph, weights: Mapping[str, np.ndarray], s: MeasureSettings
+) -> dict[str, str]:
+    """The C target's header and network source of `graph` (its weights file is replaced by
+    `weights_blob`)."""
+    files = emit(graph, "c", weights, split=s.split, row_tile=s.row_tile)
+    ident = spec_identifier(graph.name)
+    return {name: str(files[name]) for name in (f"{ident}.h", f"{ident}.c")}
+
+
+def weights_blob(
+    graph: Graph, weights: Mapping[str, np.ndarray], ident: str, env: jinja2.Environment
+) -> tuple[bytes, str]:
+    """The C target's folded weight arrays as one little-endian float32 blob (each array at a
+    64-byte aligned offset) and the C file that points the weights table into it."""
+    parts: list[bytes] = []
+    arrays = []
+    offset = 0  # in floats
+    for a in weight_arrays(graph, weights):
+        values = np.ascontiguousarray(a.values, dtype="<f4")
+        arrays.append({"symbol": a.symbol, "size": values.size, "offset": offset})
+        padded = -(-values.size // 16) * 16
+        parts.append(values.tobytes() + b"\0" * 4 * (padded - values.size))
+        offset += padded
+    text = env.get_template("latency/weights.c.j2").render(ident=ident, arrays=arrays)
+    return b"".join(parts) or b"\0" * 64, text
+
+
 def time_graphs(graphs: Sequence[Graph], settings: MeasureSettings) -> list[Timing]:
     """Time each graph (distinct names; each gets its own C identifier) in one build."""
     env = environment()
@@ -65,12 +97,15 @@ def time_graphs(graphs: Sequence[Graph], settings: MeasureSettings) -> list[Timi
         folder = Path(tmp)
         objects: list[str] = []
         for g, ident in zip(graphs, idents, strict=True):
-            files = emit(g, "c", init_weights(g), split=settings.split, row_tile=settings.row_tile)
-            for name in (f"{ident}.h", f"{ident}.c", f"{ident}_weights.c"):
-                content = files[name]
-                (folder / name).write_text(content if isinstance(content, str) else "")
+            weights = init_weights(g)
+            files = render_sources(g, weights, settings)
+            for name in (f"{ident}.h", f"{ident}.c"):
+                (folder / name).write_text(files[name])
+            blob, text = weights_blob(g, weights, ident, env)
+            (folder / f"{ident}_weights.bin").write_bytes(blob)
+            (folder / f"{ident}_weights.c").write_text(text)
             _run([cc, *CFLAGS, OPT, "-c", f"{ident}.c"], folder, COMPILE_TIMEOUT)
-            _run([cc, *CFLAGS, "-O0", "-c", f"{ident}_weights.c"], folder, COMPILE_TIMEOUT)
+            _run([cc, *CFLAGS, "-c", f"{ident}_weights.c"], folder, COMPILE_TIMEOUT)
             objects += [f"{ident}.o", f"{ident}_weights.o"]
         harness = env.get_template("latency/bench.c.j2").render(
             graphs=[{"ident": i, "IDENT": i.upper()} for i in idents],
