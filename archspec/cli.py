@@ -134,6 +134,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     from archspec.analysis.memory_summary import analyze_memory, plan_steps
 
     split, trick, plot_fmt = _memory_options(args)
+    latency_table = None
+    if args.latency_table is not None or args.foreign_table:
+        from archspec.latency.report import table_for_report
+
+        latency_table = table_for_report(args.latency_table, args.foreign_table, args.format)
     graph = lower(load_spec(args.spec, args.overrides))
     cost = analyze_cost(graph, args.profile)
     extra = args.memory_mode == "fused" and split not in DEFAULT_SPLITS
@@ -154,6 +159,10 @@ def cmd_report(args: argparse.Namespace) -> int:
         from archspec.paper import report_paper
 
         data["paper"] = report_paper(args.spec, graph)
+    if latency_table is not None:
+        from archspec.latency.report import latency_data
+
+        data["latency"] = latency_data(graph, latency_table, data["rows"])
     plots: dict[str, bytes] = {}
     if args.format == "html" or plot_fmt:
         from archspec.analysis.plots import madds_plot, timeline_plot
@@ -177,6 +186,10 @@ def cmd_report(args: argparse.Namespace) -> int:
             from archspec.paper import report_paper_text
 
             text += "\n" + report_paper_text(data["paper"], args.format == "markdown")
+        if latency_table is not None:
+            from archspec.latency.report import render_latency_text
+
+            text += "\n" + render_latency_text(data["latency"], args.format == "markdown")
         text += board_text
     outputs = [FileOutput(args.output, text)] if args.output is not None else []
     if plot_fmt:
@@ -391,6 +404,16 @@ def build_parser() -> argparse.ArgumentParser:
         "next to ours, with the difference and the explanation (JSON: a `paper` list)",
     )
     add_report_board_arguments(p)
+    p.add_argument(
+        "--latency-table",
+        metavar="FILE",
+        help="also show each row's predicted latency from this table (archspec latency-table)",
+    )
+    p.add_argument(
+        "--foreign-table",
+        action="store_true",
+        help="accept a --latency-table measured on another machine",
+    )
     p.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
     p.set_defaults(handler=cmd_report)
 
@@ -558,6 +581,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--plot", metavar="FILE", help="draw the variants and the front to FILE.png or FILE.svg"
     )
     p.set_defaults(handler=cmd_variants)
+    from archspec.latency.command import add_latency_table_parser
+
+    add_latency_table_parser(sub)
     return parser
 
 
