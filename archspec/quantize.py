@@ -124,10 +124,10 @@ def read_calibration(path: str, graph: Graph) -> np.ndarray:
         size = os.stat(path).st_size
         with open(path, "rb") as handle:
             shape, dtype, fortran, offset = _npy_header(handle, path)
-            if len(shape) != 4 or tuple(shape[1:]) != (x.c, x.h, x.w) or shape[0] < 1:
-                raise _refuse(f"inputs of shape {list(shape)}; expected {want}", path)
             if dtype.kind != "f" or dtype.hasobject:
                 raise _refuse(f"inputs of dtype {dtype}; expected float32", path)
+            if len(shape) != 4 or tuple(shape[1:]) != (x.c, x.h, x.w) or shape[0] < 1:
+                raise _refuse(f"inputs of shape {list(shape)}; expected {want}", path)
             count = math.prod(shape)
             if count > MAX_CALIBRATION_VALUES:
                 raise _refuse(
