@@ -40,6 +40,8 @@ def manifest_rows(evaluated: Sequence[Evaluated], mask: Sequence[bool]) -> list[
         }
         row.update({m: e.metrics[m] for m in METRICS})
         row["memory_exact"] = e.metrics["memory_exact"]
+        # further metrics (latency_*, with --measure or --latency-table), in their order
+        row.update({k: v for k, v in e.metrics.items() if k not in row and k not in METRICS})
         row["pareto"] = on_front
         rows.append(row)
     return rows
@@ -55,7 +57,10 @@ def render_csv(rows: Sequence[Mapping[str, Any]], labels: Sequence[str]) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     flags = ("memory_exact", "pareto")
-    writer.writerow(["id", "name", *labels, *METRICS, *flags])
+    # further scalar metrics (latency_ms, ...) as columns after the fixed ones
+    fixed = {"id", "name", "choices", *METRICS, *flags}
+    extra = [k for k, v in (rows[0] if rows else {}).items() if k not in fixed and _scalar(v)]
+    writer.writerow(["id", "name", *labels, *METRICS, *flags, *extra])
     for r in rows:
         shown = [
             v if is_number(v) else json.dumps(v) for v in (r["choices"][label] for label in labels)
@@ -67,6 +72,11 @@ def render_csv(rows: Sequence[Mapping[str, Any]], labels: Sequence[str]) -> str:
                 *shown,
                 *(r[m] for m in METRICS),
                 *(str(r[f]).lower() for f in flags),
+                *("" if r.get(k) is None else r[k] for k in extra),
             ]
         )
     return buf.getvalue()
+
+
+def _scalar(v: Any) -> bool:
+    return v is None or isinstance(v, bool | int | float | str)
