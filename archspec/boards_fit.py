@@ -3,7 +3,7 @@
 `board_fit(graph, board, split, row_tile, dtype)` is pure: it plans memory exactly as the C
 build does (`plan_memory(mode="fused", split, dtype, row_tile)`) and adds up
 
-* SRAM: the plan's arena, the run harness's input and output buffers (run.c holds one input
+* SRAM: the plan's arena (at the build's alignment), the run harness's input and output buffers (run.c holds one input
   and one output at the build's element size), the runtime's statics (`RUNTIME_STATIC_BYTES`:
   the buffer tables, newlib's state, the profile stamps) and the board's reserve (stack +
   heap), the same parts the board's linker script places in SRAM;
@@ -26,6 +26,9 @@ from archspec.graph import Graph
 from archspec.options import DTYPE_BYTES, Split, check_row_tile, check_split
 
 BUILD_DTYPES = ("float32", "int8")
+# The arena alignment each C build places its buffers at (the int8 build aligns them to 4 bytes
+# for the int32 sums of split blocks; float32 buffers are whole floats already).
+ARENA_ALIGNMENT = {"float32": 1, "int8": 4}
 INT8_CHANNEL_BYTES = 4 + 4 + 4  # int32 bias, int32 multiplier, int32 shift per output channel
 RUNTIME_STATIC_BYTES = 4096
 CODE_BASE_BYTES = 24 * 1024
@@ -165,7 +168,14 @@ def board_fit(
     row_tile = check_row_tile(row_tile)
     if dtype not in BUILD_DTYPES:
         raise ValueError(f"dtype must be one of {BUILD_DTYPES}, got {dtype!r}")
-    plan = plan_memory(graph, mode="fused", split=split, dtype=dtype, row_tile=row_tile)
+    plan = plan_memory(
+        graph,
+        mode="fused",
+        split=split,
+        dtype=dtype,
+        row_tile=row_tile,
+        alignment=ARENA_ALIGNMENT[dtype],
+    )
     element = DTYPE_BYTES[dtype]
     inputs = graph.input.shape.numel
     outputs = sum(graph.node(o).shape.numel for o in graph.outputs)

@@ -177,7 +177,14 @@ def test_fit_numbers_against_an_independent_count(dtype: str, split, row_tile) -
     board = get_board("stm32f746")
     fit = board_fit(graph, board, split, row_tile, dtype)
     element = 1 if dtype == "int8" else 4
-    plan = plan_memory(graph, mode="fused", split=split, dtype=dtype, row_tile=row_tile)
+    plan = plan_memory(
+        graph,
+        mode="fused",
+        split=split,
+        dtype=dtype,
+        row_tile=row_tile,
+        alignment=1 if dtype == "float32" else 4,
+    )
     assert fit.arena_bytes == plan.placement.arena_bytes >= plan.peak_bytes == fit.peak_bytes
     assert fit.io_bytes == (3 * 64 * 64 + 10) * element
     expected_sram = fit.arena_bytes + fit.io_bytes + RUNTIME_STATIC_BYTES + 16 * 1024
