@@ -233,3 +233,16 @@ def test_json_reader_values_and_positions() -> None:
     assert (key_loc.line, key_loc.column) == (2, 3)
     assert (value.value[1].loc.line, value.value[1].loc.column) == (2, 12)
     assert math.isclose(value.value[1].value, -0.0025)
+
+
+def test_same_network_other_graph_is_refused(tmp_path, graph, text) -> None:
+    other = lower(load_spec_text(SPEC.replace("resolution: 12", "resolution: 16"), "qfile.yaml"))
+    assert other.name == graph.name
+    path = _write(tmp_path, text)
+    with pytest.raises(SpecError) as err:
+        read_qparams(path, other)
+    assert "another graph of the network" in err.value.message and err.value.field == "graph"
+    assert err.value.location.line == _line_of(text, '"graph"')
+    data = json.loads(text)
+    del data["graph"]
+    assert "missing field 'graph'" in _refused(tmp_path, graph, json.dumps(data)).message

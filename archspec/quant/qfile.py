@@ -10,6 +10,7 @@ deterministic, so the same weights and file give the same model bytes.
       "format": "archspec-qparams",
       "version": 1,
       "network": "<the spec's name>",
+      "graph": "<sha256 of every tensor's name, op, inputs and shape>",
       "activations": {
         "input": {"scale": 0.0235, "zero_point": -2},
         "<node>": {"scale": ..., "zero_point": ...},      one entry per tensor, graph order
@@ -21,12 +22,14 @@ deterministic, so the same weights and file give the same model bytes.
 Reading is strict (`archspec.jsonsrc`: positions of every value): every tensor of the graph
 exactly once, scales finite and within [`MIN_SCALE`, `MAX_SCALE`] (stored as float32 values),
 zero points integers in [-128, 127], ops that only move values (`PASS_THROUGH_OPS`) with
-their input's parameters, the network's own name, no unknown fields, at most
+their input's parameters, the network's own name and graph (the same spec with other widths or
+resolution is another graph), no unknown fields, at most
 `MAX_QPARAMS_BYTES`. Every refusal is a `SpecError` naming the file, line and field.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
 
@@ -44,7 +47,7 @@ MAX_QPARAMS_BYTES = 16 * 1024 * 1024
 MIN_SCALE = 1e-20
 MAX_SCALE = 1e20
 OPTION = "--qparams"
-_TOP_REQUIRED = ("format", "version", "network", "activations")
+_TOP_REQUIRED = ("format", "version", "network", "graph", "activations")
 _TOP_OPTIONAL = ("weight_scales",)
 _ENTRY = ("scale", "zero_point")
 
@@ -52,6 +55,15 @@ _ENTRY = ("scale", "zero_point")
 def tensor_names(graph: Graph) -> list[str]:
     """The tensors a qparams file describes, in graph order: the input, then every node."""
     return [graph.input.name, *(node.name for node in graph.ops())]
+
+
+def graph_digest(graph: Graph) -> str:
+    """A fingerprint of the graph a qparams file describes: every tensor's name, op, inputs
+    and shape, in graph order."""
+    parts = [
+        f"{node.name}|{node.op}|{','.join(node.inputs)}|{tuple(node.shape)}" for node in graph.nodes
+    ]
+    return hashlib.sha256("\n".join(parts).encode("utf-8")).hexdigest()
 
 
 def qparams_filename(ident: str) -> str:
@@ -72,6 +84,7 @@ def write_qparams(graph: Graph, qparams: QParams) -> str:
         f'  "format": {json.dumps(FORMAT)},',
         f'  "version": {VERSION},',
         f'  "network": {json.dumps(graph.name)},',
+        f'  "graph": "{graph_digest(graph)}",',
         '  "activations": {',
     ]
     names = tensor_names(graph)
@@ -212,6 +225,14 @@ def read_qparams(path: str, graph: Graph) -> dict[str, TensorQ]:
             f"{graph.name!r}",
             top["network"],
             "network",
+        )
+    if top["graph"].value != graph_digest(graph):
+        raise _fail(
+            f"the file was written for another graph of the network {graph.name!r}",
+            top["graph"],
+            "graph",
+            "the spec's layers, widths or resolution (--set) differ from the build that wrote "
+            "it; calibrate again or write it with this spec and these --set values",
         )
     if "weight_scales" in top:
         _mapping(top["weight_scales"], "weight_scales")
