@@ -329,18 +329,20 @@ def _machine(node: Node, path: str) -> dict[str, Any]:
 def read_table(path: str) -> LatencyTable:
     """Read and validate a table file; every problem is a located `SpecError`."""
     root = read_yaml_file(path)
-    items = _mapping(root, "", HEADER_KEYS, "a latency table")
-    fmt = items["format"]
-    if fmt.value != FORMAT:
+    # what the file is and its version first: another version may have other keys
+    head = root.value if isinstance(root.value, dict) else {}
+    fmt = head["format"][1] if "format" in head else None
+    if fmt is not None and fmt.value != FORMAT:
         raise _fail(f"found {described(fmt.plain())}; expected {FORMAT!r}", fmt, "format")
-    version = items["version"]
-    if version.value != VERSION or isinstance(version.value, bool):
+    version = head["version"][1] if "version" in head else None
+    if version is not None and (version.value != VERSION or isinstance(version.value, bool)):
         raise _fail(
             f"found version {described(version.plain())}; this archspec reads version {VERSION}",
             version,
             "version",
             "rebuild the table with `archspec latency-table`",
         )
+    items = _mapping(root, "", HEADER_KEYS, "a latency table")
     runtime = items["runtime"]
     if runtime.value not in RUNTIMES:
         raise _fail(
