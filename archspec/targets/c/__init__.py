@@ -57,14 +57,14 @@ def render(
 
     for key in options:
         raise SpecError(f"option --{key} does not apply to the c target", None, f"--{key}")
+
+    # The host build's renderer and its element type; a board build wraps whichever it is.
+    def host(host_env: jinja2.Environment) -> dict[str, str | bytes]:
+        return render_files(graph, weights, host_env, split, row_tile)
+
+    dtype = "float32"
     if board is not None:
         return render_for_board(
-            graph,
-            board,
-            env,
-            lambda board_env: render_files(graph, weights, board_env, split, row_tile),
-            split=split,
-            row_tile=row_tile,
-            dtype="float32",
+            graph, board, env, host, split=split, row_tile=row_tile, dtype=dtype
         )
-    return render_files(graph, weights, env, split, row_tile)
+    return host(env)
