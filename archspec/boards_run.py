@@ -97,6 +97,15 @@ class InstructionCount:
         }
 
 
+def c_int8_available() -> bool:
+    """Whether the C target renders int8 builds (its render takes `quantize`)."""
+    import inspect
+
+    from archspec.targets import c
+
+    return "quantize" in inspect.signature(c.render).parameters
+
+
 def missing_tools() -> list[str]:
     """The tools `make arm` / `make qemu` need that are not on PATH."""
     return [tool for tool in TOOLS if shutil.which(tool) is None]
@@ -153,13 +162,15 @@ def count_instructions(
     *,
     split: Split = 1,
     row_tile: int | None = None,
+    dtype: str = "int8",
     seed: int = 0,
     keep: str | None = None,
 ) -> InstructionCount:
-    """Build `graph` for `board`, run it once on QEMU, and count its instructions per step.
+    """Build `graph` for `board` (`dtype`: the int8 build, calibrated on the default seeded
+    inputs, or the float32 one), run it once on QEMU, and count its instructions per step.
 
-    The input is seeded standard normal float32 noise (`seed`). `keep`: build in this folder
-    (kept) instead of a temporary one."""
+    The input is seeded noise (`seed`: int8 values, or standard normal float32). `keep`: build
+    in this folder (kept) instead of a temporary one."""
     from archspec.verify import target_files
 
     missing = missing_tools()
@@ -170,10 +181,20 @@ def count_instructions(
             "--instructions",
             APT_HINT,
         )
-    dtype = "float32"
     fit = board_fit(graph, board, split, row_tile, dtype)
-    files = target_files(graph, "c", weights, split=split, row_tile=row_tile, board=board)
-    x = np.random.default_rng(seed).standard_normal(graph.input.shape.numel).astype("<f4")
+    rng = np.random.default_rng(seed)
+    numel = graph.input.shape.numel
+    options: dict[str, object] = {"split": split, "row_tile": row_tile, "board": board}
+    if dtype == "int8":
+        from archspec.quantize import QuantizeOptions, resolve_qparams
+
+        options.update(
+            quantize="int8", qparams=resolve_qparams(graph, weights, QuantizeOptions("int8"))
+        )
+        x = rng.integers(-128, 128, size=numel, dtype=np.int8)
+    else:
+        x = rng.standard_normal(numel).astype("<f4")
+    files = target_files(graph, "c", weights, **options)
     with tempfile.TemporaryDirectory(prefix="archspec-qemu-") as tmp:
         folder = Path(keep) if keep is not None else Path(tmp) / "build"
         write_tree(folder, files)

@@ -171,8 +171,8 @@ def test_instruction_counts_are_deterministic(tmp_path: Path, capsys) -> None:
     g = graph()
     weights = resolve_weights(g, None, 0)
     board = get_board(BOARD)
-    first = count_instructions(g, board, weights, split=SPLIT, row_tile=ROW_TILE)
-    second = count_instructions(g, board, weights, split=SPLIT, row_tile=ROW_TILE)
+    first = count_instructions(g, board, weights, split=SPLIT, row_tile=ROW_TILE, dtype=DTYPE)
+    second = count_instructions(g, board, weights, split=SPLIT, row_tile=ROW_TILE, dtype=DTYPE)
     assert first.total == second.total
     assert [s.instructions for s in first.steps] == [s.instructions for s in second.steps]
     # The intervals are differences of one counter: they add up to the whole run exactly.
