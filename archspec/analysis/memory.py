@@ -23,6 +23,10 @@ Models (DESIGN.md §4):
   output channels: the stem conv plays the expansion (row-tiled too: its band is the stem
   output rows the depthwise reads). Every other node stays a single op.
 
+At int8 a fused block with more than one group also holds the int32 sums of its projection for
+one band of output rows (all rows when untiled): the one requantization to int8 needs every
+group's contribution (`accumulator_bytes`; DESIGN.md §4b).
+
 Bytes are elements × activation dtype size. Weights are reported separately (`weights_bytes`).
 Table 3 (`archspec.analysis.table3`) counts single materialised tensors per resolution, not an
 Eq. 2 peak. What `archspec report` shows is gathered in `archspec.analysis.memory_summary` and
@@ -48,14 +52,17 @@ from archspec.analysis.schedule import (
 )
 from archspec.graph import INPUT, Block, GNode, Graph
 from archspec.ops import BLOCK_KINDS
+from archspec.ops.base import Role
 from archspec.ops.blocks import band_rows
 from archspec.options import DTYPE_BYTES, MEMORY_MODES, check_row_tile, check_split
 
 __all__ = [
     "DEFAULT_SPLITS",
+    "ACCUMULATOR_BYTES",
     "DTYPE_BYTES",
     "FusedOp",
     "MemoryPlan",
+    "accumulator_bytes",
     "band_rows",
     "deployed_weight_params",
     "dtype_bytes",
@@ -315,6 +322,22 @@ def fused_ops(
     return tuple(out)
 
 
+ACCUMULATOR_BYTES = 4  # int32
+
+
+def accumulator_bytes(graph: Graph, f: FusedOp, dtype_bytes: int) -> int:
+    """The int32 accumulator an int8 fused block with more than one group needs: its
+    projection sums over every group before the one requantization to int8 (DESIGN.md §4b), so
+    the sums of one band of output rows (all rows when untiled) are held at 4 bytes each. Float
+    blocks accumulate in their output; a block with one group requantizes each sum at once."""
+    if dtype_bytes != 1 or f.block is None or (f.groups or 1) <= 1:
+        return 0
+    block = next(b for b in graph.blocks if b.name == f.block)
+    proj = block.members(graph)[Role.PROJECT]
+    rows = proj.shape.h if f.row_tile is None else min(f.row_tile, proj.shape.h)
+    return ACCUMULATOR_BYTES * rows * proj.shape.w * proj.shape.c
+
+
 def memory_problem(
     graph: Graph,
     mode: str = "op",
@@ -333,7 +356,11 @@ def memory_problem(
         ops=tuple(f.name for f in fops),
         inputs={f.name: f.inputs for f in fops},
         size=size,
-        workspace={f.name: f.workspace_elems * dtype_bytes for f in fops if f.workspace_elems},
+        workspace={
+            f.name: f.workspace_elems * dtype_bytes + accumulator_bytes(graph, f, dtype_bytes)
+            for f in fops
+            if f.workspace_elems
+        },
         graph_inputs=(INPUT,),
         outputs=tuple(by_output.get(o, o) for o in graph.outputs),
     )

@@ -34,7 +34,12 @@ def ws_enum(op: str) -> str:
 
 
 class Program:
-    """Walks the memory plan and collects kernels, steps, buffers and allocation events."""
+    """Walks the memory plan and collects kernels, steps, buffers and allocation events.
+
+    Buffer offsets and sizes are in arena elements of `unit` bytes (float32 here; the int8
+    program, `archspec.targets.c.int8`, counts bytes)."""
+
+    unit = FLOAT_BYTES
 
     def __init__(self, graph: Graph, plan: MemoryPlan, split: int | str) -> None:
         self.graph = graph
@@ -169,14 +174,16 @@ class Program:
         offsets = plan.placement.offsets
         buffers: list[dict[str, Any]] = []
 
+        unit = self.unit
+
         def add_buffer(enum: str, key: str, nbytes: int, desc: str) -> None:
-            if nbytes % FLOAT_BYTES or offsets[key] % FLOAT_BYTES:
-                raise RuntimeError(f"buffer {key!r} is not float-aligned in the plan")
+            if nbytes % unit or offsets[key] % unit:
+                raise RuntimeError(f"buffer {key!r} is not element-aligned in the plan")
             buffers.append(
                 {
                     "enum": enum,
-                    "offset": offsets[key] // FLOAT_BYTES,
-                    "floats": nbytes // FLOAT_BYTES,
+                    "offset": offsets[key] // unit,
+                    "floats": nbytes // unit,
                     "desc": desc,
                 }
             )
