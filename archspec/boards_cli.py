@@ -80,6 +80,10 @@ def report_board(
             if value:
                 raise SpecError("applies with --board only", None, flag, "add --board NAME")
         return ""
+    if args.format == "html":
+        raise SpecError(
+            "applies to text, markdown and json reports", None, "--board", "use --format json"
+        )
     board = get_board(args.board, args.boards)
     fit = board_fit(graph, board, split, args.row_tile, "int8")
     data["board"] = fit.summary()

@@ -325,6 +325,8 @@ def test_build_board_option_errors(tmp_path: Path, capsys, extra, flag, message)
 def test_report_board_flags_need_board(capsys: pytest.CaptureFixture) -> None:
     assert cli_main(["report", MNV2, "--instructions"]) == 2
     assert "--instructions: applies with --board only" in capsys.readouterr().err
+    assert cli_main(["report", MNV2, "--board", "stm32f746", "--format", "html"]) == 2
+    assert "--board: applies to text, markdown and json reports" in capsys.readouterr().err
 
 
 def test_user_boards_file_on_the_command_line(tmp_path: Path, capsys) -> None:
