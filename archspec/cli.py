@@ -580,9 +580,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--plot", metavar="FILE", help="draw the variants and the front to FILE.png or FILE.svg"
     )
-    p.set_defaults(handler=cmd_variants)
-    from archspec.latency.command import add_latency_table_parser
+    from archspec.variants.streaming import add_engine_arguments
 
+    add_engine_arguments(p)
+    p.add_argument(
+        "--restart",
+        action="store_true",
+        help="discard the partial sweep an interrupted run left in DIR instead of resuming it",
+    )
+    from archspec.latency.command import add_latency_table_parser, add_variants_arguments
+
+    add_variants_arguments(p)
+    p.set_defaults(handler=cmd_variants)
     add_latency_table_parser(sub)
     return parser
 

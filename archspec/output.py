@@ -25,6 +25,7 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -133,6 +134,19 @@ def check_dir_destination(path: str | os.PathLike[str] | None, option: str = "-o
         raise SpecError("exists and is not a folder", Location(str(root)), option)
     _probe(_existing_folder(root, root, option), root, option)
     return root
+
+
+def check_tree_destination(
+    path: str | os.PathLike[str], rel_paths: Sequence[str], option: str = "-o"
+) -> None:
+    """Refuse, before any work, a folder destination whose existing content is in the way of
+    `rel_paths` (a symbolic link on the way, a file where a folder goes, a folder where a file
+    goes): the checks `write_outputs` makes again when it writes."""
+    root = check_dir_destination(path, option)
+    if root.is_dir():
+        _tree_targets(
+            Path(os.path.abspath(root)), TreeOutput(root, dict.fromkeys(rel_paths, ""), option)
+        )
 
 
 class _Transaction:
@@ -343,23 +357,57 @@ def nonnegative_int(text: str) -> int:
 
 
 class Progress:
-    """A one-line progress counter on stderr (shown only when stderr is a terminal)."""
+    """A one-line progress counter on stderr (shown only when stderr is a terminal): done/total,
+    the rate since the start and the time left at that rate. Redrawn at most ten times a second
+    (a sweep counts hundreds of variants a second); `start` counts work already done before
+    (a resumed sweep), which the rate leaves out."""
 
-    def __init__(self, total: int, label: str, enabled: bool | None = None) -> None:
+    def __init__(self, total: int, label: str, enabled: bool | None = None, start: int = 0) -> None:
         self.total = total
         self.label = label
-        self.done = 0
+        self.done = start
+        self.start = start
         self.enabled = sys.stderr.isatty() if enabled is None else enabled
+        self.began = time.monotonic()
+        self.drawn = 0.0
+        self.width = 0
+
+    def line(self, what: str = "", now: float | None = None) -> str:
+        """The progress line: `label done/total  rate/s  ETA m:ss  what`."""
+        elapsed = (time.monotonic() if now is None else now) - self.began
+        counted = self.done - self.start
+        text = f"{self.label} {self.done}/{self.total}"
+        if counted > 0 and elapsed > 0:
+            rate = counted / elapsed
+            left = max(0, self.total - self.done) / rate
+            text += f"  {rate:,.1f}/s  ETA {_clock(left)}"
+        return f"{text}  {what[:40]}".rstrip()
 
     def step(self, what: str = "") -> None:
         """Count one unit of work done."""
         self.done += 1
-        if self.enabled:
-            sys.stderr.write(f"\r{self.label} {self.done}/{self.total} {what[:40]:<40}")
-            sys.stderr.flush()
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if now - self.drawn < 0.1 and self.done < self.total:
+            return
+        self.drawn = now
+        text = self.line(what, now)
+        pad = max(0, self.width - len(text))
+        self.width = len(text)
+        sys.stderr.write("\r" + text + " " * pad)
+        sys.stderr.flush()
 
     def close(self) -> None:
         """End the progress line."""
         if self.enabled:
             sys.stderr.write("\n")
             sys.stderr.flush()
+
+
+def _clock(seconds: float) -> str:
+    """`m:ss` (or `h:mm:ss`) for a duration."""
+    whole = int(seconds + 0.5)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"

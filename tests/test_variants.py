@@ -507,10 +507,14 @@ MODULE_ORDER = (
     "parse",
     "sampling",
     "evaluation",
+    "timing",
     "engine",
+    "ray_engine",
+    "journal",
     "search",
     "manifest",
     "space",
+    "streaming",
     "command",
 )
 

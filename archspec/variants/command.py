@@ -11,15 +11,23 @@ from pathlib import Path
 from typing import TextIO
 
 from archspec.errors import Location, SpecError
+from archspec.latency.sweep import (
+    LATENCY_METRIC,
+    check_complete,
+    latency_work,
+    request_from_args,
+)
+from archspec.latency.sweep import metric_names as latency_names
+from archspec.latency.sweep import summary as latency_summary
 from archspec.output import (
     FileOutput,
     TreeOutput,
-    check_dir_destination,
     check_file_destination,
+    check_tree_destination,
     write_outputs,
 )
 from archspec.pareto import parse_axes
-from archspec.variants.engine import evaluate
+from archspec.variants.engine import ANALYSIS
 from archspec.variants.manifest import (
     manifest_rows,
     pareto_mask,
@@ -31,6 +39,7 @@ from archspec.variants.manifest import (
 from archspec.variants.model import Sweep
 from archspec.variants.sampling import unique
 from archspec.variants.space import Space
+from archspec.variants.streaming import engine_from_args, run_sweep
 from archspec.where import parse
 
 
@@ -41,7 +50,8 @@ def run_variants(
     out = out or sys.stdout
     err = err or sys.stderr
     space = Space.load(args.space)
-    names = space.metric_names()
+    latency = request_from_args(args)  # flags checked and a table read before any work
+    names = [*space.metric_names(), *latency_names(latency)]
     condition = parse(args.where, names) if args.where is not None else None
     axes = parse_axes(
         args.pareto or space.pareto, names, "--pareto" if args.pareto else Location(space.file)
@@ -56,14 +66,26 @@ def run_variants(
             )
         check_file_destination(args.plot, "--plot")
     if args.output is not None:  # '' is refused, not taken as "no folder"
-        check_dir_destination(args.output, "-o")
+        names = ["manifest.jsonl", "summary.json", "skipped.jsonl", "specs/a.yaml"]
+        check_tree_destination(args.output, names + (["manifest.csv"] if args.csv else []))
     if args.n == 0:
         raise SpecError("found 0; expected at least one variant", Location("--n"))
     jobs = args.jobs or os.cpu_count() or 1
+    engine = engine_from_args(args, jobs)
 
     how, points = space.plan(args.n, args.seed)
     variants, total, dups = unique(space, points)
-    evaluated, skipped = evaluate(space, variants, jobs=jobs)
+    # streamed into the output folder's journal as they complete (a rerun resumes)
+    work = latency_work(latency) if latency is not None else ANALYSIS
+    streamed = run_sweep(
+        space, variants, engine, args.output, work, getattr(args, "restart", False), err=err
+    )
+    evaluated, skipped = streamed.evaluated, streamed.skipped
+    failed = [s for s in skipped if s.failed]
+    uses_latency = LATENCY_METRIC in {a.metric for a in axes} | (
+        condition.names if condition else set()
+    )
+    check_complete([e.metrics for e in evaluated], uses_latency, args.latency_table or "")
     kept = evaluated
     if condition is not None:
         kept = [e for e in evaluated if condition.evaluate(values_for(e))]
@@ -78,6 +100,7 @@ def run_variants(
         "duplicates": dups,
         "variants": len(variants),
         "skipped": len(skipped),
+        "failed": len(failed),
         "skip_reasons": [{"reason": r, "count": c} for r, c in sweep.skip_reasons()],
         "where": args.where,
         "filtered_out": len(evaluated) - len(kept),
@@ -90,6 +113,8 @@ def run_variants(
             "first_layer_trick": space.first_layer_trick,
         },
     }
+    if latency is not None:
+        summary["latency"] = latency_summary(latency)
     plot_bytes = None
     if plot_format:
         from archspec.pareto import plot
@@ -111,7 +136,11 @@ def run_variants(
             files[f"specs/{e.variant.id}.yaml"] = e.variant.spec_yaml()
         files["summary.json"] = json.dumps(summary, indent=2) + "\n"
         files["skipped.jsonl"] = "".join(
-            json.dumps({"id": s.id, "choices": dict(s.choices), "reason": s.reason}) + "\n"
+            json.dumps(
+                {"id": s.id, "choices": dict(s.choices), "reason": s.reason}
+                | ({"failed": True} if s.failed else {})
+            )
+            + "\n"
             for s in skipped
         )
     else:
@@ -120,11 +149,19 @@ def run_variants(
     written = [TreeOutput(args.output, files)] if args.output else []
     if plot_bytes is not None:
         written.append(FileOutput(args.plot, plot_bytes, "--plot"))
-    write_outputs(written)
+    try:
+        write_outputs(written)
+    except BaseException:
+        if streamed.journal is not None:
+            streamed.journal.close()  # kept: a rerun resumes from it
+        raise
+    if streamed.journal is not None:
+        streamed.journal.finish()  # the final files are in place
 
     err.write(
         f"{space.name}: {how} -> {len(variants)} variants ({dups} duplicates collapsed), "
-        f"{len(skipped)} skipped as illegal"
+        f"{len(skipped) - len(failed)} skipped as illegal"
+        + (f", {len(failed)} failed (workers died; a rerun tries them again)" if failed else "")
         + (f", {len(evaluated) - len(kept)} filtered out by --where" if condition else "")
         + f"; {len(rows)} in the manifest\n"
     )

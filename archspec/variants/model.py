@@ -77,11 +77,14 @@ class Variant:
 
 @dataclass(frozen=True)
 class Skipped:
-    """A variant whose choices make an illegal network, and why."""
+    """A variant whose choices make an illegal network, and why; or (`failed`) one whose
+    evaluation kept killing its worker (an engine's retries exhausted), which a resumed sweep
+    tries again."""
 
     id: str
     choices: Mapping[str, Any]
     reason: str
+    failed: bool = False
 
 
 @dataclass(frozen=True)
@@ -165,6 +168,7 @@ class Outcome:
     id: str
     metrics: Mapping[str, Any] | None
     reason: str | None = None
+    failed: bool = False  # not evaluated: its worker died on every attempt (`reason` says how)
 
 
 def metric_names(space: SpaceDef) -> list[str]:
