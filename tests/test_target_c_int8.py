@@ -302,3 +302,20 @@ def test_unsupported_ops_are_refused(row: str, what: str) -> None:
     with pytest.raises(SpecError, match=f"int8 does not support {what} yet") as err:
         render_int8(graph, {}, environment(), qparams=qp)
     assert err.value.location.file == "bad.yaml" and err.value.location.line == 4
+
+
+def test_the_c_targets_render_takes_quantize() -> None:
+    from archspec.emit import emit
+
+    graph = block_graph("t6_s2")
+    weights = init_weights(graph, 0)
+    qp = calibrate(graph, weights, calibration_inputs(graph, 4, 0))
+    via_target = emit(graph, "c", weights, split=2, quantize="int8", qparams=qp)
+    direct = render_int8(graph, weights, environment(), split=2, qparams=qp)
+    assert {k: via_target[k] for k in direct} == direct
+    default = emit(graph, "c", weights, quantize="int8")  # calibrated on the default inputs
+    assert "int8_t *output" in str(default[f"{spec_identifier(graph.name)}.h"])
+    with pytest.raises(SpecError, match="no int4 build"):
+        emit(graph, "c", weights, quantize="int4")
+    with pytest.raises(SpecError, match="int8 builds only"):
+        emit(graph, "c", weights, qparams=qp)

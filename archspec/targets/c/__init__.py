@@ -33,7 +33,9 @@ import numpy as np
 from archspec.boards import Board
 from archspec.graph import Graph
 from archspec.options import Split
+from archspec.quant.params import QParams
 from archspec.targets.c.board import render_for_board
+from archspec.targets.c.int8 import render_int8
 from archspec.targets.c.render import render_files
 
 __all__ = ["render"]
@@ -47,24 +49,49 @@ def render(
     split: Split = 1,
     row_tile: int | None = None,
     board: Board | None = None,
+    quantize: str | None = None,
+    qparams: QParams | None = None,
     **options: Any,
 ) -> dict[str, str | bytes]:
     """Render the C sources of `graph` with `weights` for a `split`-way split (int or "n") and
     an optional row tile (checked values: the CLI parses them with `archspec.options`). With a
     `board` (archspec.boards), refuse a network that does not fit it and add the cross build's
-    files (archspec.targets.c.board)."""
+    files (archspec.targets.c.board). `quantize="int8"`: the int8 build
+    (archspec.targets.c.int8) with `qparams` (default: calibrated on the default seeded
+    inputs)."""
     from archspec.errors import SpecError
 
     for key in options:
         raise SpecError(f"option --{key} does not apply to the c target", None, f"--{key}")
 
+    if quantize not in (None, "int8"):
+        raise SpecError(f"the c target has no {quantize} build; expected int8", None, "--quantize")
+    if qparams is not None and quantize is None:
+        raise SpecError("applies to int8 builds only", None, "--qparams", "add --quantize int8")
+    if quantize == "int8" and qparams is None:
+        qparams = default_qparams(graph, weights)
+
     # The host build's renderer and its element type; a board build wraps whichever it is.
     def host(host_env: jinja2.Environment) -> dict[str, str | bytes]:
+        if qparams is not None:
+            return render_int8(
+                graph, weights, host_env, split=split, row_tile=row_tile, qparams=qparams
+            )
         return render_files(graph, weights, host_env, split, row_tile)
 
-    dtype = "float32"
+    dtype = "float32" if quantize is None else "int8"
     if board is not None:
         return render_for_board(
             graph, board, env, host, split=split, row_tile=row_tile, dtype=dtype
         )
     return host(env)
+
+
+def default_qparams(graph: Graph, weights: Mapping[str, np.ndarray]) -> QParams:
+    """The int8 parameters of `graph` calibrated on the default seeded inputs (as
+    `archspec build --quantize int8` without --qparams or --calibration)."""
+    from archspec.quant.calibrate import calibrate, calibration_inputs
+    from archspec.quantize import CALIBRATION_SEED, DEFAULT_CALIBRATION_COUNT
+
+    inputs = calibration_inputs(graph, DEFAULT_CALIBRATION_COUNT, CALIBRATION_SEED)
+    return calibrate(graph, weights, inputs)
