@@ -81,7 +81,8 @@ def ort_table_text(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]
     folder = tmp_path_factory.mktemp("table")
     (folder / "tiny.yaml").write_text(TINY)
     (folder / "space.yaml").write_text(SPACE)
-    table = build_table(space_graphs(folder), MeasureSettings("ort", repeats=3), "tinyspace")
+    graphs = space_graphs(folder)
+    table = build_table(graphs, MeasureSettings("ort", repeats=3), "tinyspace", calibrate=3)
     path = folder / "table.json"
     path.write_text(render_table(table))
     return folder, path.read_text()
@@ -196,7 +197,8 @@ def test_prediction_is_the_sum_of_entries(ort_table_text) -> None:
     for g in space_graphs(folder):
         ops = fused_ops(g, "fused", 1, True)
         entries = [by_config[_config(g, fo)] for fo in ops]
-        expected = overhead + sum(max(0.0, e.timing.median_ms - overhead) for e in entries)
+        net = sum(max(0.0, e.timing.median_ms - overhead) for e in entries)
+        expected = overhead + table.factor * net
         p = predict(table, g)
         assert p.missing == ()
         assert p.latency_ms == pytest.approx(expected, abs=2e-6)
@@ -210,6 +212,24 @@ def test_prediction_is_deterministic_and_the_file_round_trips(ort_table_text) ->
     assert render_table(first) == text  # what was read is what was written
     for g in space_graphs(folder):
         assert predict(first, g) == predict(second, g)
+
+
+def test_context_factor_is_measured(ort_table_text) -> None:
+    folder, text = ort_table_text
+    table = read_table(str(folder / "table.json"))
+    assert len(table.calibration) == 3
+    graphs = {graph_digest(g): g for g in space_graphs(folder)}
+    overhead = table.overhead.median_ms
+    ratios = []
+    for vid, measured, units_ms in table.calibration:
+        assert vid in graphs and measured > 0
+        net = sum(
+            max(0.0, table.entries[u.digest].timing.median_ms - overhead)
+            for u in units_of(graphs[vid])
+        )
+        assert units_ms == pytest.approx(net, abs=2e-6)
+        ratios.append((measured - overhead) / units_ms)
+    assert table.factor == pytest.approx(sorted(ratios)[1], abs=1e-4)  # the median of three
 
 
 def test_missing_unit_is_reported_not_guessed(ort_table_text, tmp_path: Path) -> None:
@@ -288,6 +308,18 @@ HOSTILE = [
     ("bad shape", _set(["entries", 0, "input_shape"], [1, 2]), "entries[0].input_shape"),
     ("overhead", _set(["overhead", "median_ms"], None), "overhead.median_ms"),
     ("split", _set(["split"], -3), "split"),
+    ("factor", _set(["calibration", "factor"], 0.5), "calibration.factor"),
+    ("factor text", _set(["calibration", "factor"], "1"), "calibration.factor"),
+    (
+        "calibration id",
+        _set(["calibration", "variants", 0, "id"], "x"),
+        "calibration.variants[0].id",
+    ),
+    (
+        "calibration measured",
+        _set(["calibration", "variants", 0, "measured_ms"], -2),
+        "calibration.variants[0].measured_ms",
+    ),
 ]
 
 

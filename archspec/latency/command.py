@@ -25,6 +25,8 @@ from archspec.output import FileOutput, Progress, check_file_destination, write_
 from archspec.variants.model import SpaceDef
 from archspec.variants.sampling import grid_variants, sample_points, unique
 
+DEFAULT_CALIBRATE = 5
+
 
 def space_graphs(space: SpaceDef, n: int | None, seed: int | None) -> tuple[list[Graph], int]:
     """The lowered graphs of a space's variants (every point of every grid, or a random sample
@@ -82,7 +84,7 @@ def run_latency_table(
         for _ in range(k):
             bar.step()
 
-    table = build_table(graphs, settings, space.name, step)
+    table = build_table(graphs, settings, space.name, step, args.calibrate)
     bar.close()
     text = render_table(table)
     if args.output is None:
@@ -94,7 +96,8 @@ def run_latency_table(
         f"{len(table.entries)} distinct units timed with {table.runtime_version} "
         f"({settings.repeats} runs each, {settings.threads} thread(s)) in "
         f"{time.monotonic() - began:.1f} s; overhead per inference "
-        f"{table.overhead.median_ms * 1000:.1f} us"
+        f"{table.overhead.median_ms * 1000:.1f} us, context factor {table.factor} "
+        f"({len(table.calibration)} variants measured whole)"
         + (f"; wrote {args.output}" if args.output else "")
         + "\n"
     )
@@ -191,6 +194,14 @@ def add_latency_table_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--seed", type=nonnegative_int, default=None, metavar="S", help="sampling seed (default 0)"
+    )
+    p.add_argument(
+        "--calibrate",
+        type=nonnegative_int,
+        default=DEFAULT_CALIBRATE,
+        metavar="K",
+        help="measure K variants whole (evenly spread over the space) for the context factor "
+        f"that scales the sum of units (0: none; default {DEFAULT_CALIBRATE})",
     )
     p.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
     p.set_defaults(handler=run_latency_table)

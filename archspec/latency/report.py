@@ -1,8 +1,9 @@
 """`archspec report SPEC --latency-table T`: predicted latency per spec row beside its MAdds.
 
 A unit is counted in the row of the node it outputs (a stem conv fused with the first block
-under the first-layer trick is counted in that block's row); the runtime's per-inference
-overhead is its own line, so the rows and the overhead sum to the prediction.
+under the first-layer trick is counted in that block's row), net of the per-inference overhead
+and scaled by the table's context factor; the overhead is its own line, so the rows and the
+overhead sum to the prediction.
 """
 
 from __future__ import annotations
@@ -54,7 +55,9 @@ def latency_data(graph: Graph, table: LatencyTable, row_entries: list[dict[str, 
                 "op": row.kind,
                 "madds": madds_by_row.get(row.index, 0),
                 "units": [u for u, _, _ in shares],
-                "latency_ms": round(sum(known), 6) if len(known) == len(shares) else None,
+                "latency_ms": round(table.factor * sum(known), 6)
+                if len(known) == len(shares)
+                else None,
                 "counted_in": None if shares else home.get(graph.row_outputs[row.index]),
             }
         )
@@ -64,6 +67,7 @@ def latency_data(graph: Graph, table: LatencyTable, row_entries: list[dict[str, 
         "machine": dict(table.machine),
         "table_source": table.source,
         "overhead_ms": table.overhead.median_ms,
+        "context_factor": table.factor,
         "latency_ms": p.latency_ms,
         "missing": list(p.missing),
         "rows": rows,

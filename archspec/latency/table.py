@@ -7,23 +7,31 @@ A table file is JSON, one entry per line::
      "runtime_version": "onnxruntime 1.23.2", "machine": {"cpu": ..., "cores": 2, "flags": [...]},
      "threads": 1, "repeats": 30, "warmup": 3, "split": 1, "row_tile": null, "source": "mcu",
      "overhead": {"median_ms": ..., "iqr_ms": ..., "min_ms": ..., "repeats": 30},
+     "calibration": {"factor": 1.12, "variants": [{"id": ..., "measured_ms": ...,
+                     "units_ms": ...}, ...]},
      "entries": [
       {"id": <16 hex>, "kind": "block", "what": "bottleneck", "input_shape": [C, H, W],
        "output_shape": [C, H, W], "median_ms": ..., "iqr_ms": ..., "min_ms": ..., "repeats": 30,
        "graph": <the unit graph's signature, whose digest is the id>},
       ...]}
 
-Prediction: a graph's latency is the sum over its units of (entry median − overhead), plus the
-overhead once: every entry was timed as a whole inference and so carries one per-inference
-overhead, which the whole graph pays once, not once per unit. A unit missing from the table is
+Prediction: a graph's latency is the overhead plus the context factor times the sum over its
+units of (entry median − overhead). Every entry was timed as a whole inference and so carries one
+per-inference overhead, which the whole graph pays once, not once per unit. A unit timed alone
+in a loop finds its weights and input in the private caches; inside a whole network the units
+before it ran in between and evicted them. The context factor, measured when the table is built,
+is the median over a few calibration variants (measured whole) of (whole − overhead) / (sum of
+their units net of overhead); `--calibrate 0` leaves it at 1. A unit missing from the table is
 reported (its id), never guessed. The same table and graph always give the same prediction.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
+import statistics
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,7 +41,7 @@ from archspec.graph import Graph
 from archspec.latency.machine import MACHINE_KEYS, machine_info
 from archspec.latency.measure import runtime_version, time_graphs, time_overhead
 from archspec.latency.timing import MAX_REPEATS, MAX_THREADS, RUNTIMES, MeasureSettings, Timing
-from archspec.latency.units import Unit, describe, digest_of, units_of
+from archspec.latency.units import Unit, describe, digest_of, graph_digest, units_of
 from archspec.yamlsrc import Node, read_yaml_file
 from archspec.yamlsrc import describe as described
 
@@ -54,8 +62,12 @@ HEADER_KEYS = (
     "row_tile",
     "source",
     "overhead",
+    "calibration",
     "entries",
 )
+CALIBRATION_KEYS = ("factor", "variants")
+CALIBRATION_VARIANT_KEYS = ("id", "measured_ms", "units_ms")
+MAX_CALIBRATION = 1000
 _ID = re.compile(r"^[0-9a-f]{16}$")
 
 
@@ -87,6 +99,8 @@ class LatencyTable:
     source: str
     overhead: Timing
     entries: Mapping[str, Entry] = field(repr=False)
+    factor: float = 1.0  # the context factor (see the module docstring)
+    calibration: tuple[tuple[str, float, float], ...] = field(default=(), repr=False)
 
     def __repr__(self) -> str:
         # short and stable: a sweep's description of its work quotes it (resume checks it)
@@ -125,12 +139,14 @@ def distinct_units(graphs: Iterable[Graph], split: int | str) -> dict[str, Unit]
 
 
 def build_table(
-    graphs: Iterable[Graph],
+    graphs: Sequence[Graph],
     settings: MeasureSettings,
     source: str,
     progress: Callable[[int], None] | None = None,
+    calibrate: int = 0,
 ) -> LatencyTable:
-    """Time every distinct unit of `graphs` once (and the runtime's overhead)."""
+    """Time every distinct unit of `graphs` once (and the runtime's overhead), and measure
+    `calibrate` of the graphs whole (evenly spaced in `graphs`) for the context factor."""
     units = distinct_units(graphs, settings.split)
     items = list(units.values())
     timings: list[Timing] = []
@@ -152,7 +168,7 @@ def build_table(
             t,
             _signature_of(u),
         )
-    return LatencyTable(
+    table = LatencyTable(
         settings.runtime,
         runtime_version(settings.runtime),
         machine_info(),
@@ -165,6 +181,26 @@ def build_table(
         time_overhead(settings),
         entries,
     )
+    k = min(calibrate, len(graphs))
+    if k == 0:
+        return table
+    picked = list({id(g): g for g in (graphs[i * len(graphs) // k] for i in range(k))}.values())
+    whole = time_graphs(picked, settings)
+    rows = []
+    for g, t in zip(picked, whole, strict=True):
+        net = predict(table, g).latency_ms
+        assert net is not None  # every unit of `graphs` is in the table
+        rows.append((graph_digest(g), t.median_ms, round(net - table.overhead.median_ms, 6)))
+    return dataclasses.replace(
+        table, factor=context_factor(rows, table.overhead.median_ms), calibration=tuple(rows)
+    )
+
+
+def context_factor(rows: Sequence[tuple[str, float, float]], overhead: float) -> float:
+    """The median of (measured − overhead) / units over the calibration rows (rounded to 1e-4
+    so that the file holds it exactly)."""
+    ratios = [(m - overhead) / u for _, m, u in rows if u > 0]
+    return round(statistics.median(ratios), 4) if ratios else 1.0
 
 
 def _signature_of(unit: Unit) -> Mapping[str, Any]:
@@ -192,6 +228,12 @@ def render_table(table: LatencyTable) -> str:
         "row_tile": table.row_tile,
         "source": table.source,
         "overhead": _timing_dict(table.overhead),
+        "calibration": {
+            "factor": table.factor,
+            "variants": [
+                {"id": i, "measured_ms": m, "units_ms": u} for i, m, u in table.calibration
+            ],
+        },
     }
     lines = ["{"]
     for key, value in head.items():
@@ -232,8 +274,8 @@ def predict(table: LatencyTable, graph: Graph) -> Prediction:
             shares.append((u.op.name, u.digest, max(0.0, entry.timing.median_ms - overhead)))
     if missing:
         return Prediction(None, tuple(shares), tuple(dict.fromkeys(missing)))
-    total = overhead + math.fsum(s for _, _, s in shares if s is not None)
-    return Prediction(round(total, 6), tuple(shares), ())
+    net = math.fsum(s for _, _, s in shares if s is not None)
+    return Prediction(round(overhead + table.factor * net, 6), tuple(shares), ())
 
 
 # -- reading and validation -------------------------------------------------------------------
@@ -362,6 +404,7 @@ def read_table(path: str) -> LatencyTable:
     row_tile = None if tile_node.value is None else _int(tile_node, "row_tile", 1, 1 << 20)
     overhead_node = items["overhead"]
     overhead = _timing(_mapping(overhead_node, "overhead", TIMING_KEYS, "the overhead"), "overhead")
+    factor, calibration = _calibration(items["calibration"], overhead.median_ms)
     entries_node = items["entries"]
     if not isinstance(entries_node.value, list):
         raise _fail("expected a list of entries", entries_node, "entries")
@@ -383,7 +426,44 @@ def read_table(path: str) -> LatencyTable:
         _text(items["source"], "source"),
         overhead,
         entries,
+        factor,
+        calibration,
     )
+
+
+def _calibration(node: Node, overhead: float) -> tuple[float, tuple[tuple[str, float, float], ...]]:
+    items = _mapping(node, "calibration", CALIBRATION_KEYS, "the calibration")
+    variants = items["variants"]
+    if not isinstance(variants.value, list) or len(variants.value) > MAX_CALIBRATION:
+        raise _fail(
+            f"expected a list of at most {MAX_CALIBRATION} calibration variants",
+            variants,
+            "calibration.variants",
+        )
+    rows = []
+    for i, v in enumerate(variants.value):
+        field_ = f"calibration.variants[{i}]"
+        vi = _mapping(v, field_, CALIBRATION_VARIANT_KEYS, "a calibration variant")
+        vid = vi["id"]
+        if not isinstance(vid.value, str) or not _ID.match(vid.value):
+            raise _fail("expected 16 lowercase hex digits", vid, f"{field_}.id")
+        rows.append(
+            (
+                vid.value,
+                _ms(vi["measured_ms"], f"{field_}.measured_ms", True),
+                _ms(vi["units_ms"], f"{field_}.units_ms", False),
+            )
+        )
+    fnode = items["factor"]
+    expected = context_factor(rows, overhead)
+    if fnode.value != expected or isinstance(fnode.value, bool):
+        raise _fail(
+            f"found {described(fnode.plain())}; the calibration variants give {expected}",
+            fnode,
+            "calibration.factor",
+            "the factor is the median of (measured_ms - overhead) / units_ms",
+        )
+    return expected, tuple(rows)
 
 
 def _entry(node: Node, field: str) -> Entry:
