@@ -154,7 +154,7 @@ def _read(
             if number < len(lines):
                 raise SpecError(
                     "is not a sweep record (the journal was edited?)",
-                    Location(str(path), number),
+                    Location(str(path), number, 1),
                     "-o",
                     hint="rerun with --restart to discard the journal, or use another folder",
                 ) from None
@@ -171,7 +171,7 @@ def _read(
     if not (isinstance(header, dict) and header.get("archspec_sweep") == FORMAT):
         raise SpecError(
             "is not an archspec sweep journal",
-            Location(str(path), 1),
+            Location(str(path), 1, 1),
             "-o",
             hint="remove it, or write to another folder",
         )
@@ -192,7 +192,7 @@ def _read(
         ):
             raise SpecError(
                 "is not a sweep record (the journal was edited?)",
-                Location(str(path), number),
+                Location(str(path), number, 1),
                 "-o",
                 hint="rerun with --restart to discard the journal, or use another folder",
             )

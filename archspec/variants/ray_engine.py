@@ -84,7 +84,7 @@ class RayEngine:
         if ray.is_initialized() or self.joined:
             return
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-        quiet = {"logging_level": logging.WARNING, "log_to_driver": False}
+        quiet = {"logging_level": logging.ERROR, "log_to_driver": False}
         if self.address:
             try:
                 ray.init(address=self.address, **quiet)
