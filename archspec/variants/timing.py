@@ -25,8 +25,15 @@ from pathlib import Path
 SIDE_BY_SIDE = "side_by_side"  # the manifest field
 
 
+REGISTRY_ENV = "ARCHSPEC_TIMING_REGISTRY"  # another registry file (tests isolate theirs)
+
+
 def registry_path() -> Path:
-    """This user's registry of running timing tasks on this machine."""
+    """This user's registry of running timing tasks on this machine (`$ARCHSPEC_TIMING_REGISTRY`
+    if set)."""
+    chosen = os.environ.get(REGISTRY_ENV)
+    if chosen:
+        return Path(chosen)
     return Path(tempfile.gettempdir()) / f"archspec-timing-{os.getuid()}.json"
 
 

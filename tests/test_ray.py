@@ -1,0 +1,230 @@
+"""The Ray engine on a local two-CPU Ray cluster started once for the test session: the same
+manifest as the local engine, a killed worker loses and duplicates nothing, a variant that kills
+every worker is recorded in skipped.jsonl and done by a rerun, timing tasks never outnumber the
+cores, `--address` joins a running cluster, and a missing Ray is exit 2 with a message."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from archspec.cli import main
+from archspec.variants.engine import Work, evaluate
+from archspec.variants.evaluation import evaluate_point
+from archspec.variants.journal import JOURNAL
+from archspec.variants.model import Outcome, Point, SpaceDef
+from archspec.variants.ray_engine import FAULT_ENV, RESOURCE, RayEngine
+from archspec.variants.space import Space
+from archspec.variants.timing import REGISTRY_ENV
+
+ROOT = Path(__file__).resolve().parent.parent
+FIGURE5 = ROOT / "specs" / "spaces" / "mnv2_figure5.yaml"
+
+BASE = """\
+name: small
+input: {resolution: 32, channels: 3}
+num_classes: 10
+layers:
+  - {op: conv2d, name: stem, c: 16, k: 3, s: 2}
+  - {op: bottleneck, name: b1, t: 4, c: 24, n: 2, s: 2}
+  - {op: bottleneck, name: b2, t: 4, c: 32, n: 1, s: 2}
+  - {op: avgpool, global: true}
+  - {op: fc, name: head, c: num_classes}
+"""
+# 18 points: 12 legal, 6 with an even kernel (illegal)
+CHOICES = """\
+choices:
+  width_multiplier: [0.5, 0.75, 1.0]
+  resolution: [32, 48]
+  rows:
+    - {row: b2, k: [3, 4, 5]}
+"""
+
+
+@pytest.fixture(scope="session")
+def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A local Ray instance with 2 CPUs (and 2 timing slots) for the session; its address."""
+    ray = pytest.importorskip("ray", reason="ray is not installed: pip install 'archspec[ray]'")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    # the workers count side-by-side timing tasks in a registry of this session's own
+    folder = tmp_path_factory.mktemp("timing")
+    os.environ[REGISTRY_ENV] = str(folder / "registry.json")
+    context = ray.init(
+        num_cpus=2,
+        resources={RESOURCE: 2},
+        include_dashboard=False,
+        logging_level=logging.ERROR,
+        log_to_driver=False,
+    )
+    yield context.address_info["gcs_address"]
+    ray.shutdown()
+    del os.environ[REGISTRY_ENV]
+
+
+@pytest.fixture
+def space(tmp_path: Path) -> Path:
+    (tmp_path / "base.yaml").write_text(BASE)
+    path = tmp_path / "space.yaml"
+    path.write_text("name: ray_space\nbase: base.yaml\n" + CHOICES)
+    return path
+
+
+def tree(folder: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
+    code = main(["variants", *argv])
+    return code, capsys.readouterr().err
+
+
+def test_ray_gives_the_manifest_of_the_local_engine(ray_cluster, tmp_path, space, capsys):
+    for path in (space, FIGURE5):
+        local, remote = tmp_path / f"local-{path.stem}", tmp_path / f"ray-{path.stem}"
+        assert run(capsys, str(path), "-o", str(local), "--csv")[0] == 0
+        code, err = run(capsys, str(path), "-o", str(remote), "--csv", "--engine", "ray")
+        assert code == 0, err
+        assert tree(remote) == tree(local)
+    assert len((tmp_path / "ray-space" / "skipped.jsonl").read_text().splitlines()) == 6
+
+
+@pytest.mark.parametrize("batch", [1, 4])
+def test_ray_engine_outcomes_equal_local_ones(ray_cluster, space, batch):
+    s = Space.load(space)
+    variants = s.grid()
+    local = evaluate(s, variants)
+    seen: list[str] = []
+    remote = evaluate(
+        s, variants, engine=RayEngine(batch=batch), on_outcome=lambda o: seen.append(o.id)
+    )
+    assert sorted(seen) == sorted(v.id for v in variants)  # each exactly once
+    assert [(e.variant.id, dict(e.metrics)) for e in remote[0]] == [
+        (e.variant.id, dict(e.metrics)) for e in local[0]
+    ]
+    assert remote[1] == local[1] and len(remote[0]) == 12
+
+
+@pytest.mark.parametrize("batch", [1, 5])
+def test_a_killed_worker_loses_and_duplicates_no_row(
+    ray_cluster, tmp_path, space, monkeypatch, batch
+):
+    s = Space.load(space)
+    variants = s.grid()
+    local = evaluate(s, variants)
+    marker = tmp_path / "killed"
+    monkeypatch.setenv(FAULT_ENV, f"once:{marker}")
+    seen: list[str] = []
+    remote = evaluate(
+        s, variants, engine=RayEngine(batch=batch), on_outcome=lambda o: seen.append(o.id)
+    )
+    assert marker.exists()  # a worker did exit in the middle of its task
+    assert sorted(seen) == sorted(v.id for v in variants)
+    assert [(e.variant.id, dict(e.metrics)) for e in remote[0]] == [
+        (e.variant.id, dict(e.metrics)) for e in local[0]
+    ]
+    assert remote[1] == local[1]
+
+
+def test_a_killed_worker_in_a_cli_sweep(ray_cluster, tmp_path, space, capsys, monkeypatch):
+    local, remote = tmp_path / "local", tmp_path / "ray"
+    assert run(capsys, str(space), "-o", str(local))[0] == 0
+    monkeypatch.setenv(FAULT_ENV, f"once:{tmp_path / 'killed'}")
+    code, err = run(capsys, str(space), "-o", str(remote), "--engine", "ray")
+    assert code == 0, err
+    assert (tmp_path / "killed").exists()
+    assert tree(remote) == tree(local)
+
+
+def test_a_variant_that_kills_every_worker_is_skipped_then_redone(
+    ray_cluster, tmp_path, space, capsys, monkeypatch
+):
+    local, remote = tmp_path / "local", tmp_path / "ray"
+    assert run(capsys, str(space), "-o", str(local))[0] == 0
+    victim = json.loads((local / "manifest.jsonl").read_text().splitlines()[3])["id"]
+    monkeypatch.setenv(FAULT_ENV, f"always:{victim}")
+    code, err = run(capsys, str(space), "-o", str(remote), "--engine", "ray")
+    assert code == 0, err
+    assert "1 failed (workers died; a rerun tries them again)" in err
+    rows = [json.loads(x) for x in (remote / "manifest.jsonl").read_text().splitlines()]
+    assert len(rows) == 11 and victim not in {r["id"] for r in rows}
+    skipped = [json.loads(x) for x in (remote / "skipped.jsonl").read_text().splitlines()]
+    failed = [s for s in skipped if s.get("failed")]
+    assert [s["id"] for s in failed] == [victim]
+    assert failed[0]["reason"].startswith("evaluation failed 3 times: ")
+    assert json.loads((remote / "summary.json").read_text())["failed"] == 1
+    # the failed variant is not journaled: a run stopped before its final files keeps the
+    # others, and its rerun (workers healthy again) evaluates the failed variant alone
+    stopped = tmp_path / "stopped"
+    with monkeypatch.context() as patch:
+        patch.setattr("archspec.variants.command.write_outputs", _interrupt)
+        code, err = run(capsys, str(space), "-o", str(stopped), "--engine", "ray")
+    assert code == 130 and "rerun the same command to resume" not in err
+    journaled = [json.loads(x) for x in (stopped / JOURNAL).read_text().splitlines()[1:]]
+    assert len(journaled) == 17 and victim not in {r["id"] for r in journaled}
+    monkeypatch.delenv(FAULT_ENV)
+    code, err = run(capsys, str(space), "-o", str(stopped), "--engine", "ray")
+    assert code == 0 and "resuming: 17 of 18 variants" in err
+    assert tree(stopped) == tree(local)
+
+
+def _interrupt(*args: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _sleepy(space: SpaceDef, point: Point, seconds: float) -> Outcome:
+    """A timing task stand-in: evaluate, then hold the CPU slot a while."""
+    time.sleep(seconds)
+    return evaluate_point(space, point)
+
+
+@pytest.mark.parametrize("threads, most", [(1, 2), (2, 1)])
+def test_timing_tasks_never_outnumber_the_cores(ray_cluster, space, threads, most):
+    s = Space.load(space)
+    variants = s.grid()[:6]
+    work = Work(functools.partial(_sleepy, seconds=0.5), threads=threads)
+    evaluated, _ = evaluate(s, variants, engine=RayEngine(), work=work)
+    counts = [e.metrics["side_by_side"] for e in evaluated]
+    # two cores: two one-thread tasks at once (and they do run side by side), or one two-thread
+    assert len(counts) == 4 and all(1 <= c <= most for c in counts) and max(counts) == most
+
+
+def test_address_joins_a_running_cluster(ray_cluster, tmp_path, space, capsys):
+    local, remote = tmp_path / "local", tmp_path / "ray"
+    assert run(capsys, str(space), "-o", str(local))[0] == 0
+    argv = ["variants", str(space), "-o", str(remote), "--engine", "ray", "--address", ray_cluster]
+    proc = subprocess.run(
+        [sys.executable, "-m", "archspec", *argv], cwd=ROOT, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert tree(remote) == tree(local)
+
+
+def test_an_address_without_ray_engine_is_refused(tmp_path, space, capsys):
+    out = tmp_path / "out"
+    code, err = run(capsys, str(space), "-o", str(out), "--address", "localhost:1")
+    assert code == 2 and "--address: found 'localhost:1'; an address only makes sense" in err
+    assert not out.exists()
+
+
+def test_ray_absent_exits_2_with_a_message(tmp_path, space, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
+    out = tmp_path / "out"
+    code, err = run(capsys, str(space), "-o", str(out), "--engine", "ray")
+    assert code == 2 and "Traceback" not in err
+    assert "--engine: the Ray engine needs the package 'ray'" in err
+    assert "pip install 'archspec[ray]'" in err
+    assert not out.exists()
