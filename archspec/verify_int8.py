@@ -243,6 +243,12 @@ def c_int8_available() -> str | None:
     return None
 
 
+def _c_runtime() -> str:
+    from archspec.verify import RUNNERS
+
+    return f"{RUNNERS['c'].runtime()} (int8 build)"
+
+
 def run_c_int8(
     graph: Graph,
     weights: Mapping[str, np.ndarray],
@@ -321,7 +327,7 @@ def verify_int8(
         why = c_int8_available()
         c_out: dict[str, np.ndarray] = {}
         if why is None:
-            result.runtimes["c"] = "C int8 (cc)"
+            result.runtimes["c"] = _c_runtime()
             try:
                 c_out = run_c_int8(graph, weights, qparams, x_q, Path(tmp) / "c")
             except SpecError as exc:
