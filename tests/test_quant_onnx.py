@@ -332,3 +332,22 @@ def test_compare_counts_steps_and_exact_share() -> None:
     assert vi.compare("x", {"t": (a, a)}, 0).passed
     assert vi.sqnr_db(np.ones(4), np.ones(4)) == float("inf")
     assert abs(vi.sqnr_db(np.ones(4), np.full(4, 1.1)) - 20.0) < 1e-9
+
+
+def test_c_build_takes_the_same_activation_parameters(tmp_path: Path, capsys) -> None:
+    from archspec.verify_int8 import c_int8_available
+
+    if c_int8_available() == "the c target does not render int8 yet":
+        pytest.skip("the c target does not render int8 in this build")
+    onnx_dir = _build(tmp_path, "onnx")
+    qfile = str(onnx_dir / f"{IDENT}.qparams.json")
+
+    def c_files(name: str, *extra: str) -> dict[str, bytes]:
+        out = tmp_path / name
+        args = ["build", MNV2, *SMALL, "--target", "c", "--quantize", "int8", "-o", str(out)]
+        assert main([*args, *extra]) == 0
+        return {p.name: p.read_bytes() for p in out.iterdir()}
+
+    default = c_files("c_default")
+    assert c_files("c_given", "--qparams", qfile) == default
+    assert c_files("c_fewer", "--calibration-count", "2") != default
