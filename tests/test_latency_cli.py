@@ -160,3 +160,40 @@ def test_argparse_refuses_bad_numbers(folder: Path, capsys: pytest.CaptureFixtur
             main(["variants", str(folder / "space.yaml"), "--measure", "ort", flag, value])
         assert info.value.code == 2
     capsys.readouterr()
+
+
+def test_optuna_objective_and_constraint_on_latency(folder: Path) -> None:
+    optuna = pytest.importorskip("optuna")
+    from archspec.latency.table import build_table, read_table, render_table
+    from archspec.latency.timing import MeasureSettings
+    from archspec.lower import lower
+    from archspec.variants.space import Space
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    space = Space.load(folder / "space.yaml")
+    graphs = [lower(v.spec) for v in space.grid()]
+    path = folder / "t.json"
+    path.write_text(render_table(build_table(graphs, MeasureSettings("ort", repeats=2), "t")))
+    table = read_table(str(path))
+    limit = sorted(predict_all(table, graphs))[len(graphs) // 2]
+    cons = space.constraints(latency_ms=limit)
+
+    def objective(trial):
+        spec = space.suggest(trial)
+        metrics = space.record(trial, spec, cons, latency=table)
+        return metrics["latency_ms"], -metrics["madds"]
+
+    sampler = optuna.samplers.NSGAIISampler(seed=0, population_size=4)
+    study = optuna.create_study(directions=["minimize", "minimize"], sampler=sampler)
+    study.optimize(objective, n_trials=6)
+    assert len(study.trials) == 6
+    for t in study.trials:
+        assert t.user_attrs["latency_predicted"] is True
+        assert t.values[0] == t.user_attrs["latency_ms"] > 0
+        assert cons(t) == [pytest.approx(t.user_attrs["latency_ms"] - limit)]
+
+
+def predict_all(table, graphs) -> list[float]:
+    from archspec.latency.table import predict
+
+    return [predict(table, g).latency_ms for g in graphs]

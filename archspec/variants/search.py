@@ -63,14 +63,21 @@ def spec_from_params(space: SpaceDef, params: Mapping[str, Any]) -> Spec:
 
 
 def record(
-    space: SpaceDef, trial: Any, spec: Spec, constraints: Constraints | None = None
+    space: SpaceDef,
+    trial: Any,
+    spec: Spec,
+    constraints: Constraints | None = None,
+    latency: Any = None,
 ) -> dict[str, Any]:
     """Measure `spec` and store the metrics on an Optuna trial (`trial.set_user_attr`, one
     attribute per metric, plus `archspec_id`); with `constraints`, also set each constraint
-    value with `trial.set_constraint` (Optuna ≥ 5). An illegal spec stores its reason in
-    `archspec_illegal` and raises `optuna.TrialPruned`."""
+    value with `trial.set_constraint` (Optuna ≥ 5). With `latency` (an
+    `archspec.latency.sweep.LatencyRequest`: `MeasureSettings` to time the spec, or a table from
+    `read_table` to predict it), the metrics include `latency_ms`, usable as an objective or in
+    constraints. An illegal spec stores its reason in `archspec_illegal` and raises
+    `optuna.TrialPruned`."""
     try:
-        metrics = measure(spec, space.memory)
+        metrics = measure(spec, space.memory, latency)
     except SpecError as exc:
         import optuna
 
@@ -98,7 +105,7 @@ def constraints(
     `constraints_func` (older Optuna): it reads the metrics `record` stored on the trial,
     or measures the trial's parameters when it has none."""
     parts = [condition] if condition else []
-    names = metric_names(space)
+    names = [*metric_names(space), "latency_ms"]  # latency_ms: record(..., latency=...) gives it
     for key, bound in upper_bounds.items():
         if key not in names:
             raise SpecError(
@@ -144,7 +151,7 @@ class Constraints:
         attrs = trial.user_attrs
         point = point_from_params(self.space, trial.params)
         if all(m in attrs for m in METRICS):
-            metrics = {m: attrs[m] for m in METRICS}
+            metrics = {m: attrs[m] for m in (*METRICS, "latency_ms") if m in attrs}
         else:
             try:
                 metrics = measure(resolve(self.space, point).spec, self.space.memory)

@@ -161,10 +161,15 @@ class Space(SpaceDef):
         return search.spec_from_params(self, params)
 
     def record(
-        self, trial: Any, spec: Spec, constraints: search.Constraints | None = None
+        self,
+        trial: Any,
+        spec: Spec,
+        constraints: search.Constraints | None = None,
+        latency: Any = None,
     ) -> dict[str, Any]:
-        """Measure `spec` and store its metrics (and constraint values) on an Optuna trial."""
-        return search.record(self, trial, spec, constraints)
+        """Measure `spec` and store its metrics (and constraint values) on an Optuna trial; with
+        `latency` (measure settings or a latency table), `latency_ms` too."""
+        return search.record(self, trial, spec, constraints, latency)
 
     def constraints(
         self, condition: str | None = None, **upper_bounds: float
