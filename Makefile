@@ -10,7 +10,7 @@ export KERAS_BACKEND := torch
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet -e '.[pytorch,keras,onnxruntime,search,test]'
+	$(BIN)/pip install --quiet -e '.[pytorch,keras,onnxruntime,search,ray,test]'
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -21,7 +21,7 @@ demo: $(STAMP)
 	@echo "Report:     out/mnv2_1.0/report.md"
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -n 2 -q -p no:cacheprovider
+	$(BIN)/python -m pytest -n 2 --dist loadgroup -q -p no:cacheprovider
 
 # The long fuzzing campaign: 10,000 cases per spec property (FUZZ_EXAMPLES=N to change), and
 # 1,000 / 1,000 / 200 / 50 random specs built for PyTorch / ONNX / Keras / C.

@@ -26,6 +26,9 @@ from archspec.variants.ray_engine import FAULT_ENV, RESOURCE, RayEngine
 from archspec.variants.space import Space
 from archspec.variants.timing import REGISTRY_ENV
 
+# one Ray cluster for the whole run: under `pytest -n 2 --dist loadgroup` these tests share a worker
+pytestmark = pytest.mark.xdist_group("ray")
+
 ROOT = Path(__file__).resolve().parent.parent
 FIGURE5 = ROOT / "specs" / "spaces" / "mnv2_figure5.yaml"
 

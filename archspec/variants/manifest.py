@@ -11,6 +11,7 @@ from typing import Any
 
 from archspec.pareto import Axis, front_mask
 from archspec.variants.model import METRICS, Evaluated, is_number
+from archspec.variants.timing import SIDE_BY_SIDE
 
 
 def value_of(e: Evaluated, name: str) -> Any:
@@ -40,6 +41,8 @@ def manifest_rows(evaluated: Sequence[Evaluated], mask: Sequence[bool]) -> list[
         }
         row.update({m: e.metrics[m] for m in METRICS})
         row["memory_exact"] = e.metrics["memory_exact"]
+        if SIDE_BY_SIDE in e.metrics:  # a measured variant: timing tasks that shared the machine
+            row[SIDE_BY_SIDE] = e.metrics[SIDE_BY_SIDE]
         # further metrics (latency_*, with --measure or --latency-table), in their order
         row.update({k: v for k, v in e.metrics.items() if k not in row and k not in METRICS})
         row["pareto"] = on_front

@@ -162,7 +162,8 @@ class RayEngine:
         if self._remote is None:
             self._remote = ray.remote(_evaluate_batch)
         task = self._remote.options(**self._options(work))
-        source = ray.put(space.source)
+        source = ray.put(space.source)  # sent once, as is the work (a latency table is large)
+        shipped = ray.put(work)
         fault = os.environ.get(FAULT_ENV) or None
         size = self._batch_size(len(variants), work)
         queue = deque(variants[i : i + size] for i in range(0, len(variants), size))
@@ -172,7 +173,7 @@ class RayEngine:
             while queue or pending:
                 while queue and len(pending) < window:
                     batch = queue.popleft()
-                    ref = task.remote(source, [v.point for v in batch], work, fault)
+                    ref = task.remote(source, [v.point for v in batch], shipped, fault)
                     pending[ref] = batch
                 ready, _ = ray.wait(list(pending), num_returns=1)
                 for ref in ready:
