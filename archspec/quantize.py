@@ -17,6 +17,7 @@ import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import IO
 
 import numpy as np
 
@@ -81,7 +82,7 @@ def _refuse(message: str, path: str) -> SpecError:
     return SpecError(message, Location(path), CALIBRATION_OPTION)
 
 
-def _npy_header(handle, path: str) -> tuple[tuple[int, ...], np.dtype, bool, int]:
+def _npy_header(handle: IO[bytes], path: str) -> tuple[tuple[int, ...], np.dtype, bool, int]:
     """(shape, dtype, fortran order, data offset) of an open `.npy` file, data unread."""
     magic = handle.read(8)
     if len(magic) < 8 or magic[:6] != b"\x93NUMPY":

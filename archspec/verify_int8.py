@@ -35,6 +35,7 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -160,7 +161,9 @@ def _probe_model(graph: Graph, qparams: QParams) -> bytes:
     return model.SerializeToString()
 
 
-def _session(model: bytes, optimized: Path | None = None):  # noqa: ANN202 (onnxruntime type)
+def _session(model: bytes, optimized: Path | None = None) -> Any:
+    """An ONNX Runtime CPU session (quiet); with `optimized`, at the extended level (QDQ fusion,
+    no layout changes) and writing the optimized model there."""
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
@@ -182,13 +185,15 @@ def ort_kernels(model: bytes, folder: Path) -> dict[str, int]:
 
 
 def run_ort(
-    graph: Graph, qparams: QParams, x_q: np.ndarray
+    graph: Graph, qparams: QParams, x_q: np.ndarray, model: bytes | None = None
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """(the QDQ model's outputs as int8, every int8 tensor of the probe model) on the batch of
-    int8 inputs `x_q`, each array shaped (batch, C, H, W) as `int8_forward`'s."""
+    int8 inputs `x_q`, each array shaped (batch, C, H, W) as `int8_forward`'s; `model` is the
+    QDQ model's bytes when the caller has them."""
     tq_in = qparams.activations[graph.input.name]
     x = onnx_qdq.dequantized_input(x_q, tq_in)
-    model = onnx_qdq.model_bytes(graph, qparams, environment())
+    if model is None:
+        model = onnx_qdq.model_bytes(graph, qparams, environment())
     outs = _session(model).run(list(graph.outputs), {"input": x})
     batch = x_q.shape[0]
     outputs = {
@@ -321,7 +326,7 @@ def verify_int8(
         if "onnx" in result.runtimes:
             model = onnx_qdq.model_bytes(graph, qparams, environment())
             result.kernels = ort_kernels(model, Path(tmp))
-            ort_out, tensors = run_ort(graph, qparams, x_q)
+            ort_out, tensors = run_ort(graph, qparams, x_q, model)
             result.comparisons.append(per_layer(graph, qparams, x_q, tensors))
         steps.step("c")
         why = c_int8_available()
