@@ -242,6 +242,10 @@ def _bad_npy(tmp_path: Path, kind: str) -> str:
             "a --calibration file gives its own",
         ),
         (["--target", "onnx", "--quantize", "int8", "--calibration-count", "0"], "at least 1"),
+        (
+            ["--target", "onnx", "--quantize", "int8", "--calibration-count", "10000000"],
+            "values calibration holds",
+        ),
         (["--target", "pytorch", "--quantize", "int8"], "the pytorch target has no int8 build"),
         (["--target", "onnx", "--quantize", "int8", "--qparams", "missing.json"], "cannot read"),
     ],
