@@ -90,14 +90,11 @@ def report_board(
     markdown = args.format == "markdown"
     text = "\n" + fit_text(fit, markdown)
     if args.instructions:
-        from archspec.boards_run import c_int8_available, count_instructions, instructions_text
+        from archspec.boards_run import count_instructions, instructions_text
         from archspec.verify import resolve_weights
 
         weights = resolve_weights(graph, None, 0)
-        dtype = "int8" if c_int8_available() else "float32"
-        count = count_instructions(
-            graph, board, weights, split=split, row_tile=args.row_tile, dtype=dtype
-        )
+        count = count_instructions(graph, board, weights, split=split, row_tile=args.row_tile)
         data["board"]["instructions"] = count.summary()
         text += "\n" + instructions_text(count, markdown)
     return text

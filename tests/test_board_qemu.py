@@ -3,7 +3,7 @@ enforcing the board's sizes, deterministic instruction counts.
 
 Needs arm-none-eabi-gcc (with newlib) and qemu-system-arm, installed by
 `apt-get install -y gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm`; skipped with
-that reason where they are absent. Runs are short (a MobileNetV2 variant at a small resolution).
+that reason where they are absent. Runs are short (MobileNetV2 variants at small resolutions).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import json
 import re
 import shutil
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,13 @@ import pytest
 
 from archspec.boards import get_board
 from archspec.boards_fit import board_fit
-from archspec.boards_run import APT_HINT, count_instructions, missing_tools, parse_profile
+from archspec.boards_run import (
+    APT_HINT,
+    count_instructions,
+    missing_tools,
+    parse_profile,
+    run_qemu,
+)
 from archspec.cli import main as cli_main
 from archspec.lower import lower
 from archspec.spec import load_spec
@@ -32,16 +39,34 @@ pytestmark = pytest.mark.skipif(
 )
 
 MNV2 = str(Path(__file__).parent.parent / "specs" / "mnv2_1.0.yaml")
-# A MobileNetV2 variant that fits: width 0.35, 64², 10 classes, one channel per group and one
-# output row per band (the float32 build: its weights need the 2 MB of flash of the H743).
-SETS = ["width_multiplier=0.35", "resolution=64", "num_classes=10"]
-BOARD = "stm32h743"
-SPLIT, ROW_TILE = "n", 1
-DTYPE = "float32"
 
 
-def graph():
-    return lower(load_spec(MNV2, SETS))
+@dataclass(frozen=True)
+class Config:
+    board: str
+    sets: tuple[str, ...]
+    split: int | str
+    row_tile: int | None
+    dtype: str
+
+    def graph(self):
+        return lower(load_spec(MNV2, list(self.sets)))
+
+    def options(self) -> list[str]:
+        out = ["--split", str(self.split)]
+        out += [] if self.row_tile is None else ["--row-tile", str(self.row_tile)]
+        return out + (["--quantize", "int8"] if self.dtype == "int8" else [])
+
+
+# A MobileNetV2 that fits the 320 KB / 1 MB STM32F746 in int8: width 0.35 at 96², 10 classes,
+# one expansion channel per group and one output row per band.
+INT8 = Config(
+    "stm32f746", ("width_multiplier=0.35", "resolution=96", "num_classes=10"), "n", 1, "int8"
+)
+# float32 (4-byte weights need the H743's 2 MB of flash): the same network at 64².
+FLOAT = Config(
+    "stm32h743", ("width_multiplier=0.35", "resolution=64", "num_classes=10"), 4, 2, "float32"
+)
 
 
 def make(folder: Path, *targets: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -55,46 +80,51 @@ def make(folder: Path, *targets: str, check: bool = True) -> subprocess.Complete
     )
 
 
-@pytest.fixture(scope="module")
-def build(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """`archspec build --board` of the variant, its host `run` built, and one input."""
-    out = tmp_path_factory.mktemp("board") / "c"
-    sets = sum((["--set", s] for s in SETS), [])
-    args = ["build", MNV2, *sets, "--target", "c", "--board", BOARD, "--split", SPLIT]
-    assert cli_main([*args, "--row-tile", str(ROW_TILE), "-o", str(out)]) == 0
+@pytest.fixture(scope="module", params=[INT8, FLOAT], ids=["int8", "float32"])
+def build(request: pytest.FixtureRequest, tmp_path_factory) -> tuple[Config, Path]:
+    """`archspec build --board` of a variant, its host `run` built, and one input."""
+    config: Config = request.param
+    out = tmp_path_factory.mktemp(config.dtype) / "c"
+    sets = sum((["--set", s] for s in config.sets), [])
+    args = ["build", MNV2, *sets, "--target", "c", "--board", config.board, *config.options()]
+    assert cli_main([*args, "-o", str(out)]) == 0
     make(out, "CFLAGS=-std=c99 -Wall -Wextra -Werror")
-    x = np.random.default_rng(3).standard_normal(graph().input.shape.numel).astype("<f4")
+    rng = np.random.default_rng(3)
+    numel = config.graph().input.shape.numel
+    if config.dtype == "int8":
+        x = rng.integers(-128, 128, size=numel, dtype=np.int8)
+    else:
+        x = rng.standard_normal(numel).astype("<f4")
     (out / "in.bin").write_bytes(x.tobytes())
-    return out
+    return config, out
 
 
-def test_qemu_output_is_bit_identical_to_the_host_build(build: Path) -> None:
+def test_qemu_output_is_bit_identical_to_the_host_build(build) -> None:
+    config, folder = build
     host = subprocess.run(
-        ["./run", "in.bin", "host.bin"], cwd=build, capture_output=True, text=True, check=True
+        ["./run", "in.bin", "host.bin"], cwd=folder, capture_output=True, text=True, check=True
     )
-    result = make(
-        build,
-        "ARM_CFLAGS=-std=c99 -Wall -Wextra -Werror -ffp-contract=off "
-        "-ffunction-sections -fdata-sections",
-        "qemu",
-        "IN=in.bin",
-        "OUT=qemu.bin",
-    )
-    host_out = (build / "host.bin").read_bytes()
-    assert len(host_out) == 10 * 4
-    assert (build / "qemu.bin").read_bytes() == host_out  # float32 too: no contraction, same order
-    # The same measured high-water mark, equal to the plan's peak.
+    strict = "ARM_CFLAGS=-std=c99 -Wall -Wextra -Werror -ffp-contract=off"
+    result = make(folder, strict, "qemu", "IN=in.bin", "OUT=qemu.bin")
+    host_out = (folder / "host.bin").read_bytes()
+    assert len(host_out) == 10 * (1 if config.dtype == "int8" else 4)
+    # int8: integer kernels; float32: no contraction on either side, the same order of sums.
+    assert (folder / "qemu.bin").read_bytes() == host_out
+    # The same measured high-water mark on both, equal to the plan's peak.
     mark = re.search(r"high-water mark: (\d+) bytes", host.stdout)
     assert mark and f"high-water mark: {mark.group(1)} bytes" in result.stdout
-    fit = board_fit(graph(), get_board(BOARD), SPLIT, ROW_TILE, DTYPE)
+    fit = board_fit(
+        config.graph(), get_board(config.board), config.split, config.row_tile, config.dtype
+    )
     assert int(mark.group(1)) == fit.peak_bytes
 
 
-def test_a_failing_run_fails_make_qemu(build: Path) -> None:
-    result = make(build, "qemu", "IN=missing.bin", "OUT=x.bin", check=False)
+def test_a_failing_run_fails_make_qemu(build) -> None:
+    _, folder = build
+    result = make(folder, "qemu", "IN=missing.bin", "OUT=x.bin", check=False)
     assert result.returncode != 0
     assert "cannot open missing.bin" in result.stdout + result.stderr
-    assert not (build / "x.bin").exists()
+    assert not (folder / "x.bin").exists()
 
 
 def section_sizes(elf: Path) -> dict[str, int]:
@@ -109,46 +139,43 @@ def section_sizes(elf: Path) -> dict[str, int]:
     return sizes
 
 
-def test_the_fit_is_conservative_against_the_linked_program(build: Path) -> None:
+def used(sizes: dict[str, int], region: str) -> int:
+    if region == "SRAM":
+        return sizes[".data"] + sizes[".bss"] + sizes[".heap"] + sizes[".stack"]
+    return sizes[".text"] + sizes.get(".ARM.exidx", 0) + sizes[".data"]
+
+
+def test_the_fit_is_conservative_against_the_linked_program(build) -> None:
     """What `make arm` links for the board is within what the fit said it needs."""
-    make(build, "arm")
-    sizes = section_sizes(build / f"run_{BOARD}.elf")
-    board = get_board(BOARD)
-    fit = board_fit(graph(), board, SPLIT, ROW_TILE, DTYPE)
-    sram_used = sizes[".data"] + sizes[".bss"] + sizes[".heap"] + sizes[".stack"]
-    flash_used = sizes[".text"] + sizes.get(".ARM.exidx", 0) + sizes[".data"]
+    config, folder = build
+    make(folder, "arm")
+    sizes = section_sizes(folder / f"run_{config.board}.elf")
+    board = get_board(config.board)
+    fit = board_fit(config.graph(), board, config.split, config.row_tile, config.dtype)
     assert sizes[".heap"] + sizes[".stack"] == board.reserve_bytes
-    assert fit.sram_bytes - 4096 <= sram_used <= fit.sram_bytes
-    assert fit.weights_bytes < flash_used <= fit.flash_bytes
-    code = flash_used - fit.weights_bytes
-    print(
-        f"linked: SRAM {sram_used:,} (fit {fit.sram_bytes:,}); code {code:,} "
-        f"(estimate {fit.code_bytes:,})"
-    )
+    assert fit.sram_bytes - fit.static_bytes <= used(sizes, "SRAM") <= fit.sram_bytes
+    assert fit.weights_bytes < used(sizes, "FLASH") <= fit.flash_bytes
 
 
+@pytest.mark.parametrize("build", [INT8], indirect=True, ids=["int8"])
 @pytest.mark.parametrize("region", ["SRAM", "FLASH"])
-def test_a_linker_overflow_is_a_link_error(build: Path, region: str) -> None:
+def test_a_linker_overflow_is_a_link_error(build, region: str) -> None:
     """The linker script carries the board's sizes: shrink one region below what the program
-    uses and `make arm` fails with the linker's overflow message."""
-    make(build, "arm")
-    sizes = section_sizes(build / f"run_{BOARD}.elf")
-    used = (
-        sizes[".data"] + sizes[".bss"] + sizes[".heap"] + sizes[".stack"]
-        if region == "SRAM"
-        else sizes[".text"] + sizes.get(".ARM.exidx", 0) + sizes[".data"]
-    )
-    ld = (build / f"{BOARD}.ld").read_text()
-    small = re.sub(
-        rf"({region} +\([a-z]+\) +: ORIGIN = 0x[0-9a-f]+, LENGTH = )\d+", rf"\g<1>{used - 64}", ld
-    )
+    uses and the link fails with the linker's overflow message."""
+    config, folder = build
+    make(folder, "arm")
+    sizes = section_sizes(folder / f"run_{config.board}.elf")
+    ld = (folder / f"{config.board}.ld").read_text()
+    pattern = rf"({region} +\([a-z]+\) +: ORIGIN = 0x[0-9a-f]+, LENGTH = )\d+"
+    small = re.sub(pattern, rf"\g<1>{used(sizes, region) - 64}", ld)
     assert small != ld
-    shrunk = build / "shrunk.ld"
+    shrunk = folder / "shrunk.ld"
     shrunk.write_text(small)
+    objects = sorted(str(p) for p in (folder / "arm").glob("*.o"))
     result = subprocess.run(
         [
             "arm-none-eabi-gcc",
-            *get_board(BOARD).cflags,
+            *get_board(config.board).cflags,
             "--specs=nano.specs",
             "--specs=rdimon.specs",
             "-nostartfiles",
@@ -156,8 +183,8 @@ def test_a_linker_overflow_is_a_link_error(build: Path, region: str) -> None:
             "-T",
             str(shrunk),
             "-o",
-            str(build / "shrunk.elf"),
-            *sorted(str(p) for p in (build / "arm").glob("*.o")),
+            str(folder / "shrunk.elf"),
+            *objects,
             "-lm",
         ],
         capture_output=True,
@@ -168,26 +195,31 @@ def test_a_linker_overflow_is_a_link_error(build: Path, region: str) -> None:
 
 
 def test_instruction_counts_are_deterministic(tmp_path: Path, capsys) -> None:
-    g = graph()
+    config = INT8
+    g = config.graph()
     weights = resolve_weights(g, None, 0)
-    board = get_board(BOARD)
-    first = count_instructions(g, board, weights, split=SPLIT, row_tile=ROW_TILE, dtype=DTYPE)
-    second = count_instructions(g, board, weights, split=SPLIT, row_tile=ROW_TILE, dtype=DTYPE)
-    assert first.total == second.total
-    assert [s.instructions for s in first.steps] == [s.instructions for s in second.steps]
+    board = get_board(config.board)
+    kwargs = {"split": config.split, "row_tile": config.row_tile, "dtype": config.dtype}
+    first = count_instructions(g, board, weights, keep=str(tmp_path / "kept"), **kwargs)
+    # Run the same program again: QEMU's -icount mode gives the same counts.
+    again, _ = run_qemu(tmp_path / "kept", (tmp_path / "kept" / "input.bin").read_bytes())
+    profile = parse_profile(again, len(first.steps))
+    assert profile["total"] * first.tick_instructions == first.total
+    ticks = [profile["steps"][i] * first.tick_instructions for i in range(len(first.steps))]
+    assert ticks == [s.instructions for s in first.steps]
     # The intervals are differences of one counter: they add up to the whole run exactly.
     assert first.input + sum(s.instructions for s in first.steps) + first.output == first.total
-    assert first.tick_instructions == 40  # 25 MHz timer, 1 ns per instruction
+    assert first.tick_instructions == 40  # a 25 MHz timer, 1 ns per instruction
     assert sum(s.madds for s in first.steps) == first.madds
     assert all(s.instructions > 0 for s in first.steps)
     assert 0 < first.macs_per_instruction < 2
     # The command line gives the same numbers.
-    sets = sum((["--set", s] for s in SETS), [])
-    fused = ["--memory-mode", "fused", "--split", SPLIT, "--row-tile", str(ROW_TILE)]
-    args = ["report", MNV2, *sets, *fused, "--board", BOARD, "--instructions", "--format", "json"]
-    assert cli_main(args) == 0
+    sets = sum((["--set", s] for s in config.sets), [])
+    fused = ["--memory-mode", "fused", "--split", str(config.split), "--row-tile", "1"]
+    args = ["report", MNV2, *sets, *fused, "--board", config.board, "--instructions"]
+    assert cli_main([*args, "--format", "json"]) == 0
     counted = json.loads(capsys.readouterr().out)["board"]["instructions"]
-    assert counted["total"] == first.total
+    assert counted["dtype"] == "int8" and counted["total"] == first.total
     assert [s["instructions"] for s in counted["steps"]] == [s.instructions for s in first.steps]
     assert [s["name"] for s in counted["steps"]] == [s.name for s in first.steps]
 
