@@ -44,14 +44,17 @@ dtype (default float32).
 Modules, each importing only those before it: `checks` (YAML node checks), `model` (the data
 types: a space's definition, points, variants, outcomes), `parse` (the file read and checked into
 a `SpaceDef`), `sampling` (points, variants, ids, samples), `evaluation` (one point measured:
-`evaluate_point(space, point) -> Outcome`, a pure function), `engine` (many points: a loop or
-worker processes, and the sweep), `search` (Optuna and Ray Tune), `manifest` (JSON Lines / CSV
-rows, Pareto flags), `space` (`Space`, the `SpaceDef` with a method per operation) and `command`
-(the `archspec variants` run).
+`evaluate_point(space, point) -> Outcome`, a pure function), `timing` (how many timing tasks ran
+side by side), `engine` (many points: the `Engine` seam and `Work`, a loop or worker processes,
+and the sweep), `ray_engine` (the same on Ray), `journal` (outcomes appended as they complete, so
+an interrupted sweep resumes), `search` (Optuna and Ray Tune), `manifest` (JSON Lines / CSV rows,
+Pareto flags), `space` (`Space`, the `SpaceDef` with a method per operation), `streaming` (the
+engine from the command line, the sweep streamed into its journal) and `command` (the
+`archspec variants` run).
 """
 
 from archspec.variants.command import run_variants
-from archspec.variants.engine import Engine, evaluate, local_engine, sweep
+from archspec.variants.engine import ANALYSIS, Engine, Work, evaluate, local_engine, sweep
 from archspec.variants.evaluation import (
     MEMORY_MAX_STATES,
     MEMORY_TIME_LIMIT,
@@ -98,6 +101,7 @@ from archspec.variants.space import (
 )
 
 __all__ = [
+    "ANALYSIS",
     "AUTO_GRID_LIMIT",
     "C_SCALE",
     "DEFAULT_PARETO",
@@ -125,6 +129,7 @@ __all__ = [
     "SpaceSource",
     "Sweep",
     "Variant",
+    "Work",
     "evaluate",
     "evaluate_point",
     "evaluate_variant",
