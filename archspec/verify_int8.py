@@ -65,6 +65,7 @@ class StepComparison:
     values: int
     limit: int | None  # the most steps allowed; None: reported only
     worst: str = ""  # the tensor with the largest difference
+    within_one: float = 1.0  # share of values at most one step apart
 
     @property
     def passed(self) -> bool:
@@ -100,16 +101,18 @@ def compare(
     what: str, pairs: Mapping[str, tuple[np.ndarray, np.ndarray]], limit: int | None
 ) -> StepComparison:
     """One comparison over several tensors (name -> (a, b) int8 arrays of equal size)."""
-    worst, max_steps, equal, total = "", -1, 0, 0
+    worst, max_steps, equal, near, total = "", -1, 0, 0, 0
     for name, (a, b) in pairs.items():
         d = _steps(a, b)
         if d.size and int(d.max()) > max_steps:
             worst, max_steps = name, int(d.max())
         equal += int((d == 0).sum())
+        near += int((d <= 1).sum())
         total += d.size
     tensors = next(iter(pairs)) if len(pairs) == 1 else f"{len(pairs)} tensors"
+    share = max(total, 1)
     return StepComparison(
-        what, tensors, max(max_steps, 0), equal / max(total, 1), total, limit, worst
+        what, tensors, max(max_steps, 0), equal / share, total, limit, worst, near / share
     )
 
 
@@ -386,7 +389,9 @@ def render_int8_result(result: Int8VerifyResult) -> str:
         lines.append(f"  {target:<8} skipped: {why}")
     lines.append("int8 comparisons, in steps of each tensor's scale:")
     for c in result.comparisons:
-        verdict = "reported" if c.limit is None else ("ok" if c.passed else "FAIL")
+        verdict = "ok" if c.passed else "FAIL"
+        if c.limit is None:
+            verdict = f"(within 1 step {100 * c.within_one:.2f}%) reported"
         limit = "" if c.limit is None else f" (limit {c.limit})"
         worst = f", worst {c.worst}" if not c.passed and c.tensors != c.worst else ""
         lines.append(

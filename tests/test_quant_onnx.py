@@ -332,7 +332,7 @@ def test_compare_counts_steps_and_exact_share() -> None:
     a = np.array([0, 1, 2, -128], dtype=np.int8)
     b = np.array([0, 2, 2, 127], dtype=np.int8)
     c = vi.compare("x", {"t": (a, b)}, 1)
-    assert (c.max_steps, c.exact, c.values, c.passed) == (255, 0.5, 4, False)
+    assert (c.max_steps, c.exact, c.values, c.passed, c.within_one) == (255, 0.5, 4, False, 0.75)
     assert vi.compare("x", {"t": (a, a)}, 0).passed
     assert vi.sqnr_db(np.ones(4), np.ones(4)) == float("inf")
     assert abs(vi.sqnr_db(np.ones(4), np.full(4, 1.1)) - 20.0) < 1e-9
