@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import math
 import os
 import subprocess
 import sys
@@ -18,12 +19,13 @@ from pathlib import Path
 import pytest
 
 from archspec.cli import main
-from archspec.variants.engine import Work, evaluate
+from archspec.variants.engine import Work, evaluate, local_engine
 from archspec.variants.evaluation import evaluate_point
 from archspec.variants.journal import JOURNAL
 from archspec.variants.model import Outcome, Point, SpaceDef
 from archspec.variants.ray_engine import FAULT_ENV, RESOURCE, RayEngine
 from archspec.variants.space import Space
+from archspec.variants.streaming import map_in_order
 from archspec.variants.timing import REGISTRY_ENV
 
 # one Ray cluster for the whole run: under `pytest -n 2 --dist loadgroup` these tests share a worker
@@ -187,6 +189,10 @@ def _interrupt(*args: object) -> None:
     raise KeyboardInterrupt
 
 
+def _factorial_mod(modulus: int, x: int) -> int:
+    return math.factorial(x) % modulus
+
+
 def _sleepy(space: SpaceDef, point: Point, seconds: float) -> Outcome:
     """A timing task stand-in: evaluate, then hold the CPU slot a while."""
     time.sleep(seconds)
@@ -231,3 +237,12 @@ def test_ray_absent_exits_2_with_a_message(tmp_path, space, capsys, monkeypatch)
     assert "--engine: the Ray engine needs the package 'ray'" in err
     assert "pip install 'archspec[ray]'" in err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("threads", [0, 1])
+def test_map_runs_any_function_on_every_engine(ray_cluster, threads):
+    items = list(range(30))
+    expected = [math.factorial(x) % 1009 for x in items]
+    for engine in (local_engine(1), local_engine(2), RayEngine()):
+        got = map_in_order(engine, functools.partial(_factorial_mod, 1009), items, threads)
+        assert got == expected

@@ -19,6 +19,7 @@ import signal
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import Any
 
 from archspec.output import Progress
 from archspec.variants.evaluation import evaluate_point, evaluate_variant
@@ -98,30 +99,74 @@ def timing_jobs(jobs: int, threads: int, cores: int | None = None) -> int:
     return max(1, min(jobs, available // max(1, threads)))
 
 
-def local_engine(jobs: int = 1) -> Engine:
+@dataclass(frozen=True)
+class Failed:
+    """What `map` gives for an item whose task killed its worker on every attempt."""
+
+    reason: str
+
+
+class LocalEngine:
     """Evaluate in this process (`jobs` = 1), or in `jobs` worker processes (for a timing task,
     no more than the cores allow)."""
 
-    def run(
-        space: SpaceDef, variants: Sequence[Variant], work: Work = ANALYSIS
+    def __init__(self, jobs: int = 1) -> None:
+        self.jobs = jobs
+
+    def __call__(
+        self, space: SpaceDef, variants: Sequence[Variant], work: Work = ANALYSIS
     ) -> Iterator[Outcome]:
-        workers = timing_jobs(jobs, work.threads) if work.threads else jobs
+        """Each variant's outcome, as they complete."""
+        workers = timing_jobs(self.jobs, work.threads) if work.threads else self.jobs
         if workers <= 1 or len(variants) <= 1:
             return (run_variant(space, v, work) for v in variants)
         return _pool(space.source, [v.point for v in variants], workers, work)
 
-    return run
+    def map(
+        self, func: Callable[[Any], Any], items: Sequence[Any], threads: int = 0
+    ) -> Iterator[tuple[int, Any]]:
+        """`(index, func(item))` for each item, as they complete: any picklable function (a
+        latency-table entry timed, ...); `threads` > 0 marks timing tasks (see `Work`)."""
+        workers = timing_jobs(self.jobs, threads) if threads else self.jobs
+        if workers <= 1 or len(items) <= 1:
+            return ((i, func(item)) for i, item in enumerate(items))
+        return _pool_map(func, items, workers)
+
+
+def local_engine(jobs: int = 1) -> LocalEngine:
+    """Evaluate in this process (`jobs` = 1), or in `jobs` worker processes."""
+    return LocalEngine(jobs)
+
+
+def _context() -> multiprocessing.context.BaseContext:
+    return multiprocessing.get_context(
+        "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    )
 
 
 def _pool(source: SpaceSource, points: Sequence[Point], jobs: int, work: Work) -> Iterator[Outcome]:
-    ctx = multiprocessing.get_context(
-        "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-    )
     chunk = 1 if work.threads else max(1, min(64, len(points) // (jobs * 8)))
-    with ctx.Pool(jobs, initializer=_init_worker, initargs=(source, work)) as pool:
+    with _context().Pool(jobs, initializer=_init_worker, initargs=(source, work)) as pool:
         yield from pool.imap_unordered(_work, points, chunksize=chunk)
         pool.close()  # every result is in: let the workers finish rather than terminate them
         pool.join()
+
+
+def _pool_map(func: Callable[[Any], Any], items: Sequence[Any], jobs: int) -> Iterator[Any]:
+    with _context().Pool(jobs, initializer=_default_sigterm) as pool:
+        yield from pool.imap_unordered(_indexed, [(i, func, x) for i, x in enumerate(items)])
+        pool.close()
+        pool.join()
+
+
+def _indexed(job: tuple[int, Callable[[Any], Any], Any]) -> tuple[int, Any]:
+    index, func, item = job
+    return index, func(item)
+
+
+def _default_sigterm() -> None:
+    # a forked worker inherits the command's SIGTERM handler; the pool stops workers with it
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 _WORKER: tuple[SpaceDef, Work] | None = None
@@ -129,8 +174,7 @@ _WORKER: tuple[SpaceDef, Work] | None = None
 
 def _init_worker(source: SpaceSource, work: Work) -> None:
     global _WORKER
-    # a forked worker inherits the command's SIGTERM handler; the pool stops workers with it
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _default_sigterm()
     _WORKER = (read_source(source), work)
 
 

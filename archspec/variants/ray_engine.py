@@ -30,12 +30,12 @@ import logging
 import os
 import sys
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from types import ModuleType
 from typing import Any
 
 from archspec.errors import Location, SpecError
-from archspec.variants.engine import ANALYSIS, Work, run_point
+from archspec.variants.engine import ANALYSIS, Failed, Work, run_point
 from archspec.variants.model import Outcome, Point, SpaceDef, SpaceSource, Variant
 from archspec.variants.parse import read_source
 from archspec.variants.sampling import resolve
@@ -134,16 +134,16 @@ class RayEngine:
             if connected_here:
                 self.stop()
 
-    def _options(self, work: Work) -> dict[str, Any]:
+    def _options(self, threads: int) -> dict[str, Any]:
         options: dict[str, Any] = {"max_retries": self.retries, "num_cpus": 1}
-        if work.threads:
-            options["num_cpus"] = work.threads
-            if self.ray.cluster_resources().get(RESOURCE, 0) >= work.threads:
-                options["resources"] = {RESOURCE: work.threads}
+        if threads:
+            options["num_cpus"] = threads
+            if self.ray.cluster_resources().get(RESOURCE, 0) >= threads:
+                options["resources"] = {RESOURCE: threads}
             else:
                 sys.stderr.write(
                     f"warning: the Ray cluster has no {RESOURCE!r} resource; timing tasks hold "
-                    f"{work.threads} CPU each instead (ray start --resources "
+                    f"{threads} CPU each instead (ray start --resources "
                     f"'{{\"{RESOURCE}\": CORES}}' bounds them by cores)\n"
                 )
         return options
@@ -157,49 +157,97 @@ class RayEngine:
 
     def _stream(self, space: SpaceDef, variants: list[Variant], work: Work) -> Iterator[Outcome]:
         ray = self.ray
-        from ray.exceptions import RayError, RayTaskError
-
         if self._remote is None:
             self._remote = ray.remote(_evaluate_batch)
-        task = self._remote.options(**self._options(work))
+        task = self._remote.options(**self._options(work.threads))
         source = ray.put(space.source)  # sent once, as is the work (a latency table is large)
         shipped = ray.put(work)
         fault = os.environ.get(FAULT_ENV) or None
         size = self._batch_size(len(variants), work)
-        queue = deque(variants[i : i + size] for i in range(0, len(variants), size))
+        units = [variants[i : i + size] for i in range(0, len(variants), size)]
+
+        def submit(batch: list[Variant]) -> Any:
+            return task.remote(source, [v.point for v in batch], shipped, fault)
+
+        for batch, outcomes in self._drive(units, submit):
+            if isinstance(outcomes, Exception):
+                yield self._failed(batch[0], outcomes)
+            else:
+                yield from outcomes
+
+    def map(
+        self, func: Callable[[Any], Any], items: Sequence[Any], threads: int = 0
+    ) -> Iterator[tuple[int, Any]]:
+        """`(index, func(item))` for each item, as the tasks complete (one item per task): any
+        picklable function, e.g. a latency-table entry timed; `threads` > 0 marks timing tasks
+        (held to the `archspec_timing` resource). An item whose task killed its worker on every
+        attempt gives a `Failed` with the reason."""
+        return self._map(func, list(items), threads)
+
+    def _map(self, func: Callable[[Any], Any], items: list[Any], threads: int) -> Iterator[Any]:
+        if not items:
+            return
+        connected_here = not self.joined and not self.ray.is_initialized()
+        self.start()
+        try:
+            task = self.ray.remote(_call).options(**self._options(threads))
+            shipped = self.ray.put(func)
+
+            def submit(unit: list[int]) -> Any:
+                return task.remote(shipped, items[unit[0]])
+
+            for unit, value in self._drive([[i] for i in range(len(items))], submit):
+                if isinstance(value, Exception):
+                    value = Failed(self._reason(value))
+                yield unit[0], value
+        finally:
+            if connected_here:
+                self.stop()
+
+    def _drive(
+        self, units: list[list[Any]], submit: Callable[[list[Any]], Any]
+    ) -> Iterator[tuple[list[Any], Any]]:
+        """Run one task per unit, a few per CPU in flight; yield `(unit, result)` as they
+        complete. A unit of several items whose worker died on every attempt is split and each
+        item run alone; a single item that still fails gives `(unit, the exception)`."""
+        ray = self.ray
+        from ray.exceptions import RayError, RayTaskError
+
+        queue = deque(units)
         window = 4 * self.cpus()
-        pending: dict[Any, list[Variant]] = {}
+        pending: dict[Any, list[Any]] = {}
         try:
             while queue or pending:
                 while queue and len(pending) < window:
-                    batch = queue.popleft()
-                    ref = task.remote(source, [v.point for v in batch], shipped, fault)
-                    pending[ref] = batch
+                    unit = queue.popleft()
+                    pending[submit(unit)] = unit
                 ready, _ = ray.wait(list(pending), num_returns=1)
                 for ref in ready:
-                    batch = pending.pop(ref)
+                    unit = pending.pop(ref)
                     try:
-                        outcomes = ray.get(ref)
+                        result = ray.get(ref)
                     except RayTaskError as exc:  # the task raised: a bug, as in a local run
                         raise exc.as_instanceof_cause() from None
                     except RayError as exc:  # the worker died on every attempt
-                        if len(batch) > 1:  # find which point: each on its own
-                            queue.extendleft([v] for v in reversed(batch))
-                            continue
-                        yield self._failed(batch[0], exc)
+                        if len(unit) > 1:  # find which item: each on its own
+                            queue.extendleft([x] for x in reversed(unit))
+                        else:
+                            yield unit, exc
                         continue
-                    yield from outcomes
+                    yield unit, result
         finally:
             for ref in pending:
                 ray.cancel(ref, force=True)
 
-    def _failed(self, variant: Variant, exc: Exception) -> Outcome:
+    def _reason(self, exc: Exception) -> str:
         attempts = self.retries + 1
-        reason = (
+        return (
             f"evaluation failed {attempts} time{'s' if attempts > 1 else ''}: "
             f"{type(exc).__name__}: {_first_line(exc)}"
         )
-        return Outcome(variant.point, variant.id, None, reason, failed=True)
+
+    def _failed(self, variant: Variant, exc: Exception) -> Outcome:
+        return Outcome(variant.point, variant.id, None, self._reason(exc), failed=True)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -217,6 +265,11 @@ def _space(source: SpaceSource) -> SpaceDef:
     if source not in _SPACES:
         _SPACES[source] = read_source(source)
     return _SPACES[source]
+
+
+def _call(func: Callable[[Any], Any], item: Any) -> Any:
+    """A Ray task of `RayEngine.map`."""
+    return func(item)
 
 
 def _evaluate_batch(

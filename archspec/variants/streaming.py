@@ -1,18 +1,21 @@
 """A sweep as the command runs it: the engine chosen on the command line (`--engine`,
 `--address`), and the evaluation streamed into the output folder's journal so that an
 interrupted sweep resumes (`archspec.variants.journal`). Commands that sweep (`variants`, and
-others that evaluate points of a space) share `add_engine_arguments` and `engine_from_args`."""
+others that evaluate points of a space) share `add_engine_arguments` and `engine_from_args`;
+other work spread over an engine (timing a latency table's entries) goes through
+`map_in_order`."""
 
 from __future__ import annotations
 
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TextIO
+from typing import Any, TextIO
 
 from archspec.errors import Location, SpecError
+from archspec.output import Progress
 from archspec.variants.engine import ANALYSIS, Engine, Work, evaluate, local_engine
 from archspec.variants.journal import JOURNAL, Journal, fingerprint
 from archspec.variants.model import Evaluated, Skipped, SpaceDef, Variant
@@ -119,11 +122,40 @@ def run_sweep(
     return Streamed(evaluated, skipped, journal, len(done))
 
 
+def map_in_order(
+    engine: Engine,
+    func: Callable[[Any], Any],
+    items: Sequence[Any],
+    threads: int = 0,
+    label: str = "tasks",
+    progress: bool | None = None,
+) -> list[Any]:
+    """`[func(item) for item in items]` on `engine` (its `map`: worker processes or Ray tasks,
+    e.g. latency-table entries timed, `threads` > 0 for timing tasks), with a progress line; an
+    item whose task kept killing its worker is a `Failed` in its place."""
+    results: list[Any] = [None] * len(items)
+    bar = Progress(len(items), label, progress)
+    start = getattr(engine, "start", None)
+    stop = getattr(engine, "stop", None)
+    if start is not None:
+        start()
+    try:
+        for index, value in engine.map(func, items, threads):  # type: ignore[attr-defined]
+            results[index] = value
+            bar.step()
+    finally:
+        bar.close()
+        if stop is not None:
+            stop()
+    return results
+
+
 __all__ = [
     "ENGINES",
     "JOURNAL",
     "Streamed",
     "add_engine_arguments",
     "engine_from_args",
+    "map_in_order",
     "run_sweep",
 ]
