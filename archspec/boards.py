@@ -26,6 +26,9 @@ _NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 _CORE = re.compile(r"^[a-z][a-z0-9.+-]{0,39}$")
 # A CPU flag: -m<option>[=<value>], plain characters only (it is written into a Makefile).
 _FLAG = re.compile(r"^-m[a-z0-9][a-z0-9_.+-]{0,39}(=[a-z0-9][a-z0-9_.+-]{0,39})?$")
+# A description goes into C, linker-script and Makefile comments: no `*`, `\\`, `#`, `$`.
+_DESCRIPTION_PUNCTUATION = ".,;:()+-_/'%&"
+_DESCRIPTION = re.compile(r"^[A-Za-z0-9 .,;:()+_/'%&-]{0,200}$")
 _SIZE = re.compile(r"^([0-9]{1,10})\s*([KM]?)$")
 _UNITS = {"": 1, "K": 1024, "M": 1024 * 1024}
 _BOARD_KEYS = ("description", "core", "cflags", "flash", "sram", "reserve")
@@ -153,9 +156,10 @@ def _board(name: str, key_loc: Location, node: Node, source: str) -> Board:
         )
     items = _items(node, path, _BOARD_KEYS)
     description = _text(items["description"], f"{path}.description", None, "a text")
-    if len(description) > 200 or any(not ch.isprintable() for ch in description):
+    if not _DESCRIPTION.match(description):
         raise SpecError(
-            "expected a one-line printable description of at most 200 characters",
+            "expected a one-line description of at most 200 letters, digits, spaces and "
+            f"{_DESCRIPTION_PUNCTUATION} (it goes into comments of the generated files)",
             items["description"].loc,
             f"{path}.description",
         )
