@@ -133,6 +133,10 @@ def _bad(folder: Path) -> Path:
         (["latency-table", "{space}", "--measure", "ort", "--n", "0", "-o", "{out}"], "--n"),
         (["latency-table", "{space}", "--measure", "ort", "--split", "2", "-o", "{out}"], "c only"),
         (["latency-table", "{missing}", "--measure", "ort", "-o", "{out}"], "missing"),
+        (
+            ["latency-table", "{space}", "--measure", "ort", "--row-tile", "2", "-o", "{out}"],
+            "c only",
+        ),
         (["latency-table", "{space}", "--measure", "ort", "-o", "{folder}"], "-o"),
     ],
 )

@@ -50,13 +50,15 @@ def settings_from_args(args: argparse.Namespace) -> MeasureSettings:
         raise SpecError(
             f"found {args.threads}; the C target runs on one thread", Location("--threads")
         )
-    if args.measure != "c" and getattr(args, "split", None) is not None:
-        raise SpecError("applies to --measure c only", Location("--split"))
+    for flag in ("split", "row_tile"):
+        if args.measure != "c" and getattr(args, flag, None) is not None:
+            raise SpecError("applies to --measure c only", Location(f"--{flag.replace('_', '-')}"))
     return MeasureSettings(
         args.measure,
         args.threads or 1,
         args.repeats or DEFAULT_REPEATS,
         split=getattr(args, "split", None) or 1,
+        row_tile=getattr(args, "row_tile", None),
     )
 
 
@@ -186,6 +188,13 @@ def add_latency_table_parser(sub: argparse._SubParsersAction) -> None:
         help="c: the split of every fused block's expansion (default 1)",
     )
     p.add_argument(
+        "--row-tile",
+        type=_row_tile,
+        default=None,
+        metavar="R",
+        help="c: run every fused block in bands of R output rows (default: off)",
+    )
+    p.add_argument(
         "--n",
         type=nonnegative_int,
         default=None,
@@ -212,5 +221,14 @@ def _split(text: str) -> int | str:
 
     try:
         return parse_split(text)
+    except SpecError as exc:
+        raise argparse.ArgumentTypeError(exc.message) from None
+
+
+def _row_tile(text: str) -> int:
+    from archspec.options import parse_row_tile
+
+    try:
+        return parse_row_tile(text)
     except SpecError as exc:
         raise argparse.ArgumentTypeError(exc.message) from None
