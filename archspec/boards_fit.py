@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from archspec.analysis.memory import MemoryPlan, plan_memory
-from archspec.boards import Board, board_summary
+from archspec.boards import Board, board_summary, get_board
 from archspec.errors import Location, SpecError
 from archspec.graph import Graph
 from archspec.options import DTYPE_BYTES, Split, check_row_tile, check_split
@@ -151,13 +151,15 @@ def _numel(shape: tuple[int, ...]) -> int:
 
 def board_fit(
     graph: Graph,
-    board: Board,
+    board: Board | str,
     split: Split = 1,
     row_tile: int | None = None,
     dtype: str = "int8",
 ) -> Fit:
     """SRAM and flash needs of `graph`'s C build (fused plan, `split`, `row_tile`, `dtype`
-    activations and weights) on `board`."""
+    activations and weights) on `board` (a Board, or a name looked up with `get_board`)."""
+    if isinstance(board, str):
+        board = get_board(board)
     split = check_split(split)
     row_tile = check_row_tile(row_tile)
     if dtype not in BUILD_DTYPES:

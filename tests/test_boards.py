@@ -199,6 +199,13 @@ def test_fit_numbers_against_an_independent_count(dtype: str, split, row_tile) -
     assert fit.fits == (fit.sram_excess == 0 and fit.flash_excess == 0)
 
 
+def test_fit_takes_a_board_name() -> None:
+    graph = small_graph()
+    assert board_fit(graph, "stm32h743", 2) == board_fit(graph, get_board("stm32h743"), 2)
+    with pytest.raises(SpecError, match="unknown board"):
+        board_fit(graph, "stm32f999")
+
+
 def test_float_weights_bytes_equal_the_c_weights_file() -> None:
     """The float32 weights the fit counts are the arrays the C target writes."""
     from archspec.targets.c.weights import weight_arrays
