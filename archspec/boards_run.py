@@ -66,6 +66,8 @@ class InstructionCount:
     steps: tuple[StepCount, ...]
     madds: int
     qemu_seconds: float
+    stack_bytes: int  # the run's stack use (painted stack) and its heap (newlib's _sbrk)
+    heap_bytes: int
 
     @property
     def macs_per_instruction(self) -> float:
@@ -84,6 +86,8 @@ class InstructionCount:
             "madds": self.madds,
             "macs_per_instruction": round(self.macs_per_instruction, 4),
             "qemu_seconds": round(self.qemu_seconds, 3),
+            "stack_bytes": self.stack_bytes,
+            "heap_bytes": self.heap_bytes,
             "steps": [
                 {
                     "name": s.name,
@@ -115,7 +119,8 @@ def parse_profile(text: str, steps: int) -> dict[str, Any]:
             out["steps"][int(words[1])] = int(words[2])
         else:
             out[words[0]] = int(words[1])
-    if "total" not in out or sorted(out["steps"]) != list(range(steps)):
+    complete = all(key in out for key in ("tick", "input", "output", "total", "stack", "heap"))
+    if not complete or sorted(out["steps"]) != list(range(steps)):
         raise RuntimeError(f"the QEMU run printed no complete profile:\n{text}")
     return out
 
@@ -207,6 +212,8 @@ def count_instructions(
         steps=tuple(steps),
         madds=sum(madds.values()),
         qemu_seconds=seconds,
+        stack_bytes=profile["stack"],
+        heap_bytes=profile["heap"],
     )
 
 
@@ -214,7 +221,8 @@ def instructions_text(count: InstructionCount, markdown: bool = False) -> str:
     """The per-step table of a count, for text and markdown reports."""
     head = (
         f"Instructions on QEMU {count.machine} ({count.dtype} build for {count.board}, "
-        f"-icount shift=0; resolution {count.tick_instructions} instructions per interval)"
+        f"-icount shift=0; resolution {count.tick_instructions} instructions per interval; "
+        f"stack used {count.stack_bytes:,} B, heap {count.heap_bytes:,} B)"
     )
     rows = [("input (NCHW -> HWC)", "", "", f"{count.input:,}", "")]
     for s in count.steps:

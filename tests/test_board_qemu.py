@@ -213,6 +213,9 @@ def test_instruction_counts_are_deterministic(tmp_path: Path, capsys) -> None:
     assert sum(s.madds for s in first.steps) == first.madds
     assert all(s.instructions > 0 for s in first.steps)
     assert 0 < first.macs_per_instruction < 2
+    # The harness stays within the board's reserve (a painted stack, newlib's heap).
+    assert 0 < first.stack_bytes < board.stack_bytes
+    assert 0 < first.heap_bytes <= board.heap_bytes
     # The command line gives the same numbers.
     sets = sum((["--set", s] for s in config.sets), [])
     fused = ["--memory-mode", "fused", "--split", str(config.split), "--row-tile", "1"]
