@@ -17,7 +17,7 @@ from importlib import resources
 from typing import Any
 
 from archspec.errors import Location, SpecError
-from archspec.yamlsrc import Node, describe, load_yaml, read_yaml_file
+from archspec.yamlsrc import Node, load_yaml, read_yaml_file
 
 ENV_VAR = "ARCHSPEC_BOARDS"
 ADDRESS_SPACE = 1 << 32
@@ -69,14 +69,32 @@ class Board:
         return self.stack_bytes + self.heap_bytes
 
 
+_SHOWN = re.compile(r"^[A-Za-z0-9_.+=-]{1,40}$")
+
+
+def _shown(value: Any) -> str:
+    """A found value for a message, never echoing arbitrary file content: mappings and lists by
+    their kind, text only when it is one short plain token (a file given as --boards that is
+    not a boards file, /etc/passwd say, shows none of its characters)."""
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, str):
+        return repr(value) if _SHOWN.match(value) else "a text value"
+    return repr(value)
+
+
 def _items(node: Node, path: str, keys: tuple[str, ...]) -> dict[str, Node]:
     if not isinstance(node.value, dict):
-        raise SpecError(f"found {describe(node.plain())}; expected a mapping", node.loc, path)
+        raise SpecError(f"found {_shown(node.value)}; expected a mapping", node.loc, path)
     out = {}
     for key, (key_loc, value) in node.value.items():
         if key not in keys:
             raise SpecError(
-                f"unknown key {describe(key)}; expected one of: {', '.join(keys)}",
+                f"unknown key {_shown(key)}; expected one of: {', '.join(keys)}",
                 key_loc,
                 path,
             )
@@ -94,14 +112,14 @@ def _size(node: Node, path: str, *, minimum: int = 1) -> int:
         match = _SIZE.match(value.strip())
         if match is None:
             raise SpecError(
-                f"found {describe(value)}; expected a byte count such as 4096, 320K or 1M",
+                f"found {_shown(value)}; expected a byte count such as 4096, 320K or 1M",
                 node.loc,
                 path,
             )
         value = int(match.group(1)) * _UNITS[match.group(2)]
     elif isinstance(value, bool) or not isinstance(value, int):
         raise SpecError(
-            f"found {describe(node.plain())}; expected a byte count such as 4096, 320K or 1M",
+            f"found {_shown(node.value)}; expected a byte count such as 4096, 320K or 1M",
             node.loc,
             path,
         )
@@ -120,7 +138,7 @@ def _region(node: Node, path: str) -> Region:
     base = base_node.value
     if isinstance(base, bool) or not isinstance(base, int) or not 0 <= base < ADDRESS_SPACE:
         raise SpecError(
-            f"found {describe(base_node.plain())}; expected an address such as 0x20000000",
+            f"found {_shown(base_node.value)}; expected an address such as 0x20000000",
             base_node.loc,
             f"{path}.base",
         )
@@ -141,7 +159,7 @@ def _region(node: Node, path: str) -> Region:
 def _text(node: Node, path: str, pattern: re.Pattern[str] | None, expected: str) -> str:
     value = node.value
     if not isinstance(value, str) or (pattern is not None and not pattern.match(value)):
-        raise SpecError(f"found {describe(node.plain())}; expected {expected}", node.loc, path)
+        raise SpecError(f"found {_shown(node.value)}; expected {expected}", node.loc, path)
     return value
 
 
@@ -149,7 +167,7 @@ def _board(name: str, key_loc: Location, node: Node, source: str) -> Board:
     path = f"boards.{name}" if _NAME.match(name) else "boards"
     if not _NAME.match(name):
         raise SpecError(
-            f"found board name {describe(name)}; expected lower-case letters, digits and _ "
+            f"found board name {_shown(name)}; expected lower-case letters, digits and _ "
             "(a letter first, at most 40)",
             key_loc,
             path,
@@ -167,7 +185,7 @@ def _board(name: str, key_loc: Location, node: Node, source: str) -> Board:
     flags_node = items["cflags"]
     if not isinstance(flags_node.value, list) or not flags_node.value:
         raise SpecError(
-            f"found {describe(flags_node.plain())}; expected a list of -m flags",
+            f"found {_shown(flags_node.value)}; expected a list of -m flags",
             flags_node.loc,
             f"{path}.cflags",
         )
@@ -202,7 +220,7 @@ def parse_boards(root: Node, source: str) -> dict[str, Board]:
     table = top["boards"]
     if not isinstance(table.value, dict) or not table.value:
         raise SpecError(
-            f"found {describe(table.plain())}; expected a mapping of board names",
+            f"found {_shown(table.value)}; expected a mapping of board names",
             table.loc,
             "boards",
         )
@@ -240,7 +258,7 @@ def get_board(name: str, path: str | None = None) -> Board:
     """One board by name, or a SpecError listing the known ones."""
     boards = load_boards(path)
     if name not in boards:
-        shown = describe(name) if _NAME.match(name) else "this name"
+        shown = _shown(name) if _NAME.match(name) else "this name"
         raise SpecError(
             f"unknown board {shown}; expected one of: {', '.join(sorted(boards))}",
             None,

@@ -145,6 +145,21 @@ def test_hostile_boards_file_is_a_located_error(
     assert message in err.message, err.render()
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n",
+        "boards: 'root:x:0:0:root:/root:/bin/bash'\n",
+        "boards:\n  tiny:\n    'root:x:0:0:root:/root:/bin/bash': 1\n",
+    ],
+)
+def test_a_file_that_is_not_a_boards_file_is_not_echoed(tmp_path: Path, text: str) -> None:
+    with pytest.raises(SpecError) as info:
+        load_boards(write(tmp_path, text))
+    shown = f"{info.value.field} {info.value.message} {info.value.hint}"
+    assert "root" not in shown and "bash" not in shown and "x:0" not in shown
+
+
 def test_unreadable_and_binary_boards_files(tmp_path: Path) -> None:
     with pytest.raises(SpecError, match="cannot read file"):
         load_boards(str(tmp_path / "missing.yaml"))
