@@ -49,7 +49,7 @@ NEEDS = {
     "stem_block": ("add2", "pointwise", "accumulate", "depthwise", "direct"),
     "shuffle_unit": ("add2", "pointwise", "accumulate", "depthwise"),
 }
-HELPER_ORDER = ("add2", "pointwise", "accumulate", "depthwise", "direct")
+HELPER_ORDER = ("add2", "tiles", "pointwise", "accumulate", "depthwise", "direct")
 # Fused kinds whose generic function lives in a fragment's `int8_helpers()` macro.
 BLOCK_HELPERS = {
     "bottleneck": "bottleneck",
@@ -402,7 +402,10 @@ def render_int8(
     fragments = {kind: env.get_template(fragment("c", kind)).module for kind in program["kinds"]}
     kernels = [k.context(_describe(env, k.kind)) for k in builder.kernels]
     helper_module: Any = env.get_template("c/ops/int8.c.j2").module
-    helper_text = str(helper_module.helpers([h for h in HELPER_ORDER if h in builder.needs]))
+    needs = set(builder.needs)
+    if needs & {"pointwise", "accumulate", "direct"}:
+        needs.add("tiles")
+    helper_text = str(helper_module.helpers([h for h in HELPER_ORDER if h in needs]))
     block_text = [
         str(env.get_template(fragment("c", b)).module.int8_helpers())
         for b in dict.fromkeys(BLOCK_HELPERS[k] for k in program["kinds"] if k in BLOCK_HELPERS)
