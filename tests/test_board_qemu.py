@@ -157,6 +157,35 @@ def test_the_fit_is_conservative_against_the_linked_program(build) -> None:
     assert fit.weights_bytes < used(sizes, "FLASH") <= fit.flash_bytes
 
 
+def test_the_board_map_places_each_part(build) -> None:
+    """In the board's ELF: the vector table at the flash base, the weights in flash, the arena,
+    the heap and the stack in SRAM."""
+    config, folder = build
+    make(folder, "arm")
+    nm = subprocess.run(
+        ["arm-none-eabi-nm", str(folder / f"run_{config.board}.elf")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    address = {}
+    for line in nm.splitlines():
+        parts = line.split()
+        if len(parts) == 3:
+            address[parts[2]] = int(parts[0], 16)
+    board = get_board(config.board)
+
+    def inside(name: str, region) -> bool:
+        return region.base <= address[name] < region.end
+
+    assert address["vectors"] == board.flash.base
+    assert inside("w_stem", board.flash)
+    arena = next(name for name in address if name.startswith("arena"))
+    assert inside(arena, board.sram) and inside("end", board.sram)
+    assert inside("__stack_limit__", board.sram)
+    assert address["__stack_limit__"] < address["__stack_top__"] <= board.sram.end
+
+
 @pytest.mark.parametrize("build", [INT8], indirect=True, ids=["int8"])
 @pytest.mark.parametrize("region", ["SRAM", "FLASH"])
 def test_a_linker_overflow_is_a_link_error(build, region: str) -> None:
