@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -374,3 +376,21 @@ def test_no_weights_needed_for_the_fit() -> None:
     board_fit(graph, get_board("stm32h743"), 2, 2, "int8")
     after = resolve_weights(graph, None, 0)
     assert all(np.array_equal(before[k], after[k]) for k in before)
+
+
+def test_a_core_qemu_does_not_emulate_gets_no_qemu_build(tmp_path: Path, capsys) -> None:
+    text = GOOD_BOARD.replace("cortex-m7", "cortex-m4").replace("fpv5-sp-d16", "fpv4-sp-d16")
+    text = text.replace("size: 256K", "size: 2M").replace("size: 64K", "size: 256K")
+    path = write(tmp_path, text)
+    out = tmp_path / "out"
+    sets = sum((["--set", s] for s in SMALL), [])
+    args = ["build", MNV2, *sets, "--target", "c", "--quantize", "int8", "--split", "4"]
+    code = cli_main([*args, "--board", "tiny_m7", "--boards", path, "-o", str(out)])
+    assert code == 0, capsys.readouterr().err
+    assert (out / "tiny_m7.ld").exists() and not (out / "tiny_m7_qemu.ld").exists()
+    assert "-mcpu=cortex-m4" in (out / "Makefile").read_text()
+    if shutil.which("make") is None:
+        return
+    result = subprocess.run(["make", "-s", "qemu"], cwd=out, capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "QEMU emulates no board with a cortex-m4 core here" in result.stderr
