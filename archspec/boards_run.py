@@ -6,8 +6,8 @@
 QEMU's 25 MHz CMSDK timer before and after every step of the memory plan, so a count has a
 resolution of one tick (`tick_instructions`, 40 instructions) per interval; the counts are the
 same on every run (the emulation is deterministic). MACs per instruction (MAdds / instructions)
-shows how far the kernels are from the core's limit (a Cortex-M7 retires at most 2 MACs per
-cycle with its dual-issue SIMD on int8 pairs, and fewer with scalar code).
+shows how far the kernels are from the core's limit (the Cortex-M7's DSP extension does two
+16-bit MACs in one SMLAD instruction). `qemu_seconds` is the wall time of `make qemu`.
 """
 
 from __future__ import annotations
