@@ -10,6 +10,7 @@ import json
 import logging
 import math
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -246,3 +247,18 @@ def test_map_runs_any_function_on_every_engine(ray_cluster, threads):
     for engine in (local_engine(1), local_engine(2), RayEngine()):
         got = map_in_order(engine, functools.partial(_factorial_mod, 1009), items, threads)
         assert got == expected
+
+
+def test_an_address_nobody_listens_on_is_refused_at_once(tmp_path, space, capsys):
+    pytest.importorskip("ray", reason="ray is not installed: pip install 'archspec[ray]'")
+    with socket.socket() as free:  # a port that was free a moment ago
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    out = tmp_path / "out"
+    began = time.monotonic()
+    code, err = run(
+        capsys, str(space), "-o", str(out), "--engine", "ray", "--address", f"127.0.0.1:{port}"
+    )
+    assert code == 2 and "Traceback" not in err
+    assert f"--address: cannot join a Ray cluster at '127.0.0.1:{port}'" in err
+    assert not out.exists() and time.monotonic() - began < 30

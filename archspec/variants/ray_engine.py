@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import sys
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -81,6 +82,8 @@ class RayEngine:
         """Connect: join the cluster at `address`, or start a local instance; a Ray already
         initialised in this process (a test's cluster) is used as it is."""
         ray = self.ray
+        if self.address and not self.joined:
+            _probe(self.address)
         if ray.is_initialized() or self.joined:
             return
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -248,6 +251,22 @@ class RayEngine:
 
     def _failed(self, variant: Variant, exc: Exception) -> Outcome:
         return Outcome(variant.point, variant.id, None, self._reason(exc), failed=True)
+
+
+def _probe(address: str, seconds: float = 5.0) -> None:
+    """Refuse at once a `host:port` nobody listens on (Ray itself would retry for minutes)."""
+    host, sep, port = address.rpartition(":")
+    if not sep or "://" in address or not port.isdigit():
+        return  # `auto`, `ray://...`: Ray's own lookup
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=seconds).close()
+    except (OSError, ValueError, OverflowError) as exc:
+        raise SpecError(
+            f"cannot join a Ray cluster at {address!r}: {_first_line(exc)}",
+            Location("--address"),
+            hint="give the address `ray start --head` printed (host:port), or leave --address "
+            "out to start a local instance",
+        ) from None
 
 
 def _first_line(exc: BaseException) -> str:
