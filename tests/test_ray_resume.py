@@ -4,6 +4,7 @@ another sweep holds; the side-by-side count of timing tasks; the progress line."
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
@@ -16,10 +17,13 @@ import pytest
 
 from archspec.cli import main
 from archspec.output import Progress
-from archspec.variants.engine import ANALYSIS
+from archspec.variants.engine import ANALYSIS, Work, evaluate, local_engine
+from archspec.variants.evaluation import evaluate_point
 from archspec.variants.journal import JOURNAL, Journal, fingerprint
+from archspec.variants.manifest import manifest_rows
+from archspec.variants.model import Outcome, Point, SpaceDef
 from archspec.variants.space import Space
-from archspec.variants.timing import side_by_side
+from archspec.variants.timing import REGISTRY_ENV, SIDE_BY_SIDE, side_by_side
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -332,3 +336,26 @@ def test_progress_line_shows_rate_and_eta(monkeypatch: pytest.MonkeyPatch) -> No
     # drawn at the first step and the last; the second came within 0.1 s of the first
     assert text.startswith("\rx 1/3  ") and text.count("\r") == 2
     assert "\rx 3/3  " in text and text.endswith("  id\n")
+
+
+def _sleepy(space: SpaceDef, point: Point, seconds: float) -> Outcome:
+    """A timing task stand-in: evaluate, then hold the core a while."""
+    time.sleep(seconds)
+    return evaluate_point(space, point)
+
+
+@pytest.mark.parametrize("jobs, threads, most", [(1, 1, 1), (2, 1, 2), (8, 2, 1)])
+def test_local_timing_tasks_never_outnumber_the_cores(
+    tmp_path, space, monkeypatch, jobs, threads, most
+):
+    monkeypatch.setenv(REGISTRY_ENV, str(tmp_path / "registry.json"))
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)  # this machine's two cores, anywhere
+    s = Space.load(space)
+    variants = s.grid()[:6]
+    work = Work(functools.partial(_sleepy, seconds=0.3), threads=threads)
+    evaluated, _ = evaluate(s, variants, engine=local_engine(jobs), work=work)
+    counts = [e.metrics[SIDE_BY_SIDE] for e in evaluated]
+    assert len(counts) == 4 and all(1 <= c <= most for c in counts) and max(counts) == most
+    rows = manifest_rows(evaluated, [False] * len(evaluated))
+    assert [r[SIDE_BY_SIDE] for r in rows] == counts
+    assert SIDE_BY_SIDE not in manifest_rows(evaluate(s, variants)[0], [False] * 4)[0]

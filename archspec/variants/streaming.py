@@ -29,8 +29,9 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
         "--engine",
         choices=ENGINES,
         default="local",
-        help="where variants are evaluated: this machine (--jobs processes) or Ray tasks "
-        "(needs `pip install 'archspec[ray]'`; default local)",
+        help="where variants are evaluated: this machine (--jobs processes) or Ray tasks on "
+        "every CPU of a local Ray instance or of the cluster at --address (needs "
+        "`pip install 'archspec[ray]'`; --jobs is then unused; default local)",
     )
     parser.add_argument(
         "--address",
