@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from archspec.analysis.memory import plan_memory
+from archspec.analysis.memory import int8_band, plan_memory
 from archspec.errors import SpecError
 from archspec.graph import Graph
 from archspec.lower import lower
@@ -266,21 +266,28 @@ def test_generation_is_deterministic() -> None:
     assert a == b
 
 
-def test_split_blocks_count_their_int32_accumulator() -> None:
+def test_split_blocks_hold_their_int32_sums() -> None:
     graph = block_graph("t6_s1_residual")
-    one = plan_memory(graph, mode="fused", split=1, dtype="int8").op("block0")
-    four = plan_memory(graph, mode="fused", split=4, dtype="int8")
-    tiled = plan_memory(graph, mode="fused", split=4, dtype="int8", row_tile=1)
     out = graph.node("block0_add").shape
-    assert four.problem.workspace["block0"] == four.op("block0").workspace_elems + 4 * out.numel
-    assert tiled.problem.workspace["block0"] == (
-        tiled.op("block0").workspace_elems + 4 * out.w * out.c
-    )
+    row_sums = 4 * out.w * out.c  # one output row of int32 sums
+    extras = []
+    for split in (2, 4, "n"):
+        f = plan_memory(graph, mode="fused", split=split, dtype="int8").op("block0")
+        workspace = plan_memory(graph, mode="fused", split=split, dtype="int8").problem.workspace
+        rows, extra, parts = int8_band(graph, f)
+        assert workspace["block0"] == f.workspace_elems + extra
+        assert sum(parts) + rows * row_sums <= workspace["block0"]
+        assert extra == 0 or rows == 1
+        extras.append(extra)
+        tiled = plan_memory(graph, mode="fused", split=split, dtype="int8", row_tile=1)
+        assert int8_band(graph, tiled.op("block0"))[:2] == (1, row_sums)
+        assert tiled.problem.workspace["block0"] == tiled.op("block0").workspace_elems + row_sums
     assert (
-        plan_memory(graph, mode="fused", split=1, dtype="int8").problem.workspace["block0"]
-        == one.workspace_elems
-    )
-    # float32 plans are unchanged: no accumulator
+        extras[0] == 0 and extras[-1] > 0
+    )  # split n: one channel's rows hold less than a row of sums
+    one = plan_memory(graph, mode="fused", split=1, dtype="int8")
+    assert one.problem.workspace["block0"] == one.op("block0").workspace_elems
+    # float32 plans are unchanged: no sums
     f4 = plan_memory(graph, mode="fused", split=4, dtype="float32")
     assert f4.problem.workspace["block0"] == 4 * f4.op("block0").workspace_elems
 

@@ -24,8 +24,10 @@ Models (DESIGN.md §4):
   output rows the depthwise reads). Every other node stays a single op.
 
 At int8 a fused block with more than one group also holds the int32 sums of its projection for
-one band of output rows (all rows when untiled): the one requantization to int8 needs every
-group's contribution (`accumulator_bytes`; DESIGN.md §4b).
+one band of output rows: the one requantization to int8 needs every group's contribution
+(DESIGN.md §4b). Row-tiled, they are extra workspace; untiled, the block runs in the tallest
+bands whose sums fit in the design's workspace, extra only when one row does not
+(`int8_band`, `accumulator_bytes`).
 
 Bytes are elements × activation dtype size. Weights are reported separately (`weights_bytes`).
 Table 3 (`archspec.analysis.table3`) counts single materialised tensors per resolution, not an
@@ -67,6 +69,7 @@ __all__ = [
     "deployed_weight_params",
     "dtype_bytes",
     "fused_ops",
+    "int8_band",
     "memory_problem",
     "plan_memory",
     "split_tradeoff",
@@ -325,17 +328,54 @@ def fused_ops(
 ACCUMULATOR_BYTES = 4  # int32
 
 
+def int8_band(graph: Graph, f: FusedOp) -> tuple[int, int, tuple[int, ...]]:
+    """How an int8 fused block with more than one group runs: (rows per band, extra workspace
+    bytes beyond the design's rule, bytes of each workspace part for one band).
+
+    Its projection sums over every group before the one requantization to int8 (DESIGN.md
+    §4b), so the int32 sums of one band of output rows are held, 4 bytes each, beside one band
+    of each workspace part. Row-tiled: the plan's band, the sums extra. Untiled: the tallest
+    band whose parts and sums fit in the design's workspace (one group at full extent), so
+    nothing extra; if even one row does not fit, one row and the excess."""
+    block = next(b for b in graph.blocks if b.name == f.block)
+    kind = BLOCK_KINDS[block.kind]
+    members = block.members(graph)
+    if f.kind == "stem_block" and kind.stem_role is not None:
+        members[kind.stem_role] = graph.node(f.nodes[0])
+    proj, band = members[Role.PROJECT], members[kind.band_role]
+    declared = [p for p in kind.workspace if p.role in members]
+    gs = f.group_channels or 0
+
+    def parts(r: int) -> tuple[int, ...]:
+        out = []
+        for part in declared:
+            node = members[part.role]
+            rows = (
+                band_rows(band, node.shape.h, r) if part.rows == "input" else min(r, node.shape.h)
+            )
+            out.append(gs * rows * node.shape.w)
+        return tuple(out)
+
+    def sums(r: int) -> int:
+        return ACCUMULATOR_BYTES * r * proj.shape.w * proj.shape.c
+
+    if f.row_tile is not None:
+        r = min(f.row_tile, proj.shape.h)
+        return r, sums(r), parts(r)
+    design = f.workspace_elems
+    for r in range(proj.shape.h, 0, -1):
+        if sum(parts(r)) + sums(r) <= design:
+            return r, 0, parts(r)
+    return 1, sum(parts(1)) + sums(1) - design, parts(1)
+
+
 def accumulator_bytes(graph: Graph, f: FusedOp, dtype_bytes: int) -> int:
-    """The int32 accumulator an int8 fused block with more than one group needs: its
-    projection sums over every group before the one requantization to int8 (DESIGN.md §4b), so
-    the sums of one band of output rows (all rows when untiled) are held at 4 bytes each. Float
-    blocks accumulate in their output; a block with one group requantizes each sum at once."""
+    """The workspace an int8 fused block with more than one group needs beyond the design's
+    rule for its int32 projection sums (`int8_band`); 0 for float plans and one-group blocks
+    (float blocks accumulate in their output; one group requantizes each sum at once)."""
     if dtype_bytes != 1 or f.block is None or (f.groups or 1) <= 1:
         return 0
-    block = next(b for b in graph.blocks if b.name == f.block)
-    proj = block.members(graph)[Role.PROJECT]
-    rows = proj.shape.h if f.row_tile is None else min(f.row_tile, proj.shape.h)
-    return ACCUMULATOR_BYTES * rows * proj.shape.w * proj.shape.c
+    return int8_band(graph, f)[1]
 
 
 def memory_problem(

@@ -24,7 +24,13 @@ import jinja2
 import numpy as np
 
 from archspec import __version__
-from archspec.analysis.memory import FusedOp, MemoryPlan, accumulator_bytes, plan_memory
+from archspec.analysis.memory import (
+    ACCUMULATOR_BYTES,
+    FusedOp,
+    MemoryPlan,
+    int8_band,
+    plan_memory,
+)
 from archspec.errors import SpecError
 from archspec.graph import GNode, Graph
 from archspec.names import spec_identifier
@@ -156,8 +162,16 @@ class QProgram(Program):
         stem = self.graph.node(fo.nodes[0]) if fo.kind == "stem_block" else None
         dw = members[Role.DWISE]
         out = self.graph.node(fo.output_node).shape
-        rows = dw.shape.h if fo.row_tile is None else min(fo.row_tile, dw.shape.h)
-        acc = accumulator_bytes(self.graph, fo, 1)
+        proj = members[Role.PROJECT].shape
+        if (fo.groups or 1) > 1:  # int32 sums of one band (archspec.analysis.memory.int8_band)
+            rows, extra, parts = int8_band(self.graph, fo)
+            acc = ACCUMULATOR_BYTES * rows * proj.w * proj.c
+        else:  # one group: each sum requantized at once
+            rows = dw.shape.h if fo.row_tile is None else min(fo.row_tile, dw.shape.h)
+            extra, acc, parts = 0, 0, tuple(n for _, n in fo.workspace_parts)
+        planned = self.plan.problem.workspace.get(fo.name, 0)
+        if planned != fo.workspace_elems + extra or acc + sum(parts) > planned:
+            raise RuntimeError(f"{fo.name}: the int8 workspace differs from the plan's")
         common = {
             "H": self.graph.input_shapes(dw)[0].h,
             "W": self.graph.input_shapes(dw)[0].w,
@@ -172,7 +186,7 @@ class QProgram(Program):
             "pad": pad_of(dw.attrs),
             "R": rows,
             "acc_bytes": acc,
-            "e_bytes": 0,
+            "e_bytes": parts[0] if len(parts) == 2 else 0,
         }
         if block.kind == "shuffle_unit":
             kind, params = "shuffle_unit", self._shuffle_unit(block, members)
@@ -192,18 +206,12 @@ class QProgram(Program):
                 "op",
             )
         params = {**common, **params}
-        parts = list(fo.workspace_parts)
-        if len(parts) == 2:
-            params["e_bytes"] = parts[0][1]
-        planned = self.plan.problem.workspace.get(fo.name, 0)
-        if planned != acc + sum(n for _, n in parts):
-            raise RuntimeError(f"{fo.name}: the int8 workspace differs from the plan's")
         self.needs.update(NEEDS[kind])
         desc = (
             f"{fo.name}: fused {kind.replace('_', ' ')} ({', '.join(fo.nodes)}), split {self.split}"
             f" ({fo.groups} group{'s' if fo.groups != 1 else ''} of {fo.group_channels}), "
-            f"{f'row tile {rows}' if fo.row_tile is not None else 'untiled'}, int32 "
-            f"accumulator {acc} bytes, workspace {planned} bytes"
+            f"bands of {rows} output rows{' (row tile)' if fo.row_tile is not None else ''}, int32 "
+            f"sums {acc} bytes, workspace {planned} bytes"
         )
         kernel = self.kernels.add(kind, fo.name, params, (), {"desc": desc})
         source = stem.inputs[0] if stem is not None else block.input
