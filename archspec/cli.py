@@ -580,6 +580,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--plot", metavar="FILE", help="draw the variants and the front to FILE.png or FILE.svg"
     )
+    p.add_argument(
+        "--board",
+        metavar="NAME",
+        help="keep only variants whose int8 C build fits this microcontroller (SRAM: arena, io, "
+        "stack and heap; flash: weights and code), with sram_bytes and flash_bytes as metrics "
+        "(default Pareto axes then: sram_bytes,madds:max)",
+    )
+    p.add_argument(
+        "--boards",
+        metavar="FILE",
+        help="extra boards (YAML, the shape of archspec/boards.yaml; default: $ARCHSPEC_BOARDS)",
+    )
+    p.add_argument(
+        "--row-tile",
+        type=_row_tile_arg,
+        default=None,
+        metavar="R",
+        help="with --board: the C build computes fused blocks in bands of R output rows",
+    )
     from archspec.variants.streaming import add_engine_arguments
 
     add_engine_arguments(p)

@@ -4,6 +4,7 @@ options are defined in archspec/cli.py)."""
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -13,6 +14,7 @@ from typing import TextIO
 from archspec.errors import Location, SpecError
 from archspec.latency.sweep import (
     LATENCY_METRIC,
+    LatencyRequest,
     check_complete,
     latency_work,
     request_from_args,
@@ -27,7 +29,13 @@ from archspec.output import (
     write_outputs,
 )
 from archspec.pareto import parse_axes
-from archspec.variants.engine import ANALYSIS
+from archspec.variants.engine import ANALYSIS, Work
+from archspec.variants.evaluation import (
+    BOARD_METRICS,
+    FITS,
+    BoardRequest,
+    evaluate_point,
+)
 from archspec.variants.manifest import (
     manifest_rows,
     pareto_mask,
@@ -51,10 +59,15 @@ def run_variants(
     err = err or sys.stderr
     space = Space.load(args.space)
     latency = request_from_args(args)  # flags checked and a table read before any work
+    board = board_request(args, space.fused_split)
     names = [*space.metric_names(), *latency_names(latency)]
+    names += list(BOARD_METRICS) if board is not None else []
     condition = parse(args.where, names) if args.where is not None else None
+    default_axes = BOARD_PARETO if board is not None else space.pareto
     axes = parse_axes(
-        args.pareto or space.pareto, names, "--pareto" if args.pareto else Location(space.file)
+        args.pareto or default_axes,
+        names,
+        "--pareto" if args.pareto else ("--board" if board else Location(space.file)),
     )
     plot_format = None
     if args.plot:
@@ -76,7 +89,7 @@ def run_variants(
     how, points = space.plan(args.n, args.seed)
     variants, total, dups = unique(space, points)
     # streamed into the output folder's journal as they complete (a rerun resumes)
-    work = latency_work(latency) if latency is not None else ANALYSIS
+    work = sweep_work(latency, board)
     streamed = run_sweep(
         space, variants, engine, args.output, work, getattr(args, "restart", False), err=err
     )
@@ -86,7 +99,10 @@ def run_variants(
         condition.names if condition else set()
     )
     check_complete([e.metrics for e in evaluated], uses_latency, args.latency_table or "")
-    kept = evaluated
+    fitting = evaluated
+    if board is not None:
+        fitting = [e for e in evaluated if e.metrics[FITS]]
+    kept = fitting
     if condition is not None:
         kept = [e for e in evaluated if condition.evaluate(values_for(e))]
     mask = pareto_mask(kept, axes)
@@ -103,7 +119,7 @@ def run_variants(
         "failed": len(failed),
         "skip_reasons": [{"reason": r, "count": c} for r, c in sweep.skip_reasons()],
         "where": args.where,
-        "filtered_out": len(evaluated) - len(kept),
+        "filtered_out": len(fitting) - len(kept),
         "manifest": len(rows),
         "pareto": [str(axes[0]), str(axes[1])],
         "pareto_front": sum(mask),
@@ -115,6 +131,15 @@ def run_variants(
     }
     if latency is not None:
         summary["latency"] = latency_summary(latency)
+    if board is not None:
+        summary["board"] = {
+            "name": board.board.name,
+            "sram": board.board.sram.size,
+            "flash": board.board.flash.size,
+            "split": board.split,
+            "row_tile": board.row_tile,
+            "did_not_fit": len(evaluated) - len(fitting),
+        }
     plot_bytes = None
     if plot_format:
         from archspec.pareto import plot
@@ -162,7 +187,12 @@ def run_variants(
         f"{space.name}: {how} -> {len(variants)} variants ({dups} duplicates collapsed), "
         f"{len(skipped) - len(failed)} skipped as illegal"
         + (f", {len(failed)} failed (workers died; a rerun tries them again)" if failed else "")
-        + (f", {len(evaluated) - len(kept)} filtered out by --where" if condition else "")
+        + (
+            f", {len(evaluated) - len(fitting)} do not fit {board.board.name}"
+            if board is not None
+            else ""
+        )
+        + (f", {len(fitting) - len(kept)} filtered out by --where" if condition else "")
         + f"; {len(rows)} in the manifest\n"
     )
     front = sum(mask)
@@ -181,3 +211,28 @@ def run_variants(
     if args.output:
         err.write(f"wrote {len(rows)} specs and the manifest to {args.output}\n")
     return 0
+
+
+BOARD_PARETO = "sram_bytes,madds:max"  # the default front with --board: most compute per byte
+
+
+def board_request(args: argparse.Namespace, split: int | str) -> BoardRequest | None:
+    """`--board NAME [--boards FILE] [--row-tile R]`: the board each variant's int8 C build is
+    checked against (with the space's fused split), or None. Checked before any work."""
+    from archspec.boards import get_board
+
+    if args.board is None:
+        for flag, value in (("--boards", args.boards), ("--row-tile", args.row_tile)):
+            if value is not None:
+                raise SpecError("applies with --board only", None, flag, "add --board NAME")
+        return None
+    return BoardRequest(get_board(args.board, args.boards), split, args.row_tile)
+
+
+def sweep_work(latency: LatencyRequest | None, board: BoardRequest | None) -> Work:
+    """What evaluating one variant means: costs and memory, plus the latency and the board fit
+    when asked for (a timing task keeps its threads)."""
+    if board is None:
+        return latency_work(latency) if latency is not None else ANALYSIS
+    threads = latency_work(latency).threads if latency is not None else 0
+    return Work(functools.partial(evaluate_point, latency=latency, board=board), threads)
