@@ -326,3 +326,14 @@ def test_the_c_targets_render_takes_quantize() -> None:
         emit(graph, "c", weights, quantize="int4")
     with pytest.raises(SpecError, match="int8 builds only"):
         emit(graph, "c", weights, qparams=qp)
+
+
+@pytest.mark.parametrize(("split", "row_tile"), [(1, None), (4, 1), ("n", None)])
+def test_shufflenet_is_bit_identical(
+    split: int | str, row_tile: int | None, tmp_path: Path
+) -> None:
+    """The paper's ShuffleNet v1 (1.5x, g = 3) at 64²: stem conv, max pool, 16 units of both
+    kinds, global pool, fc without bias."""
+    text = (ROOT / "specs" / "paper" / "shufflenet_g3_1.5x.yaml").read_text(encoding="utf-8")
+    graph = lower(load_spec_text(text.replace("resolution: 224", "resolution: 64"), "shufflenet"))
+    check(graph, quantized(graph), split, row_tile, tmp_path)
