@@ -3,10 +3,12 @@
 For each space and runtime: measure a sample of variants whole (`--n`, default 50; the Figure 5
 space has 21 networks, so all of them), build the latency table of the units those variants
 contain, predict each variant from the table, and report the share predicted within ±10% of the
-measurement, the mean absolute error (ms and %), the mean signed error, and the same for the plain
-sum of unit medians (without the per-inference overhead correction). Then the cost: time to build
-the table vs time to measure the sample whole, and both extrapolated to the whole space (distinct
-units of every legal variant, counted exactly).
+measurement, the mean absolute error (ms and %), the mean signed error (the default prediction:
+the sum of units net of the per-inference overhead, plus it once); the same with the context
+factor of 5 calibration variants (left out of every accuracy figure), for the plain sum of unit
+medians (no overhead correction), and fastest run against fastest runs (less sensitive to load).
+Then the cost: time to build the table vs time to measure the sample whole, and both extrapolated
+to the whole space (distinct units of every legal variant, counted exactly).
 
     .venv/bin/python benchmarks/bench_latency.py [--n 50] [--repeats 20] [--runtimes ort,c]
         [--spaces specs/spaces/mnv2_mcu.yaml,specs/spaces/mnv2_figure5.yaml] [--json FILE]
@@ -35,7 +37,7 @@ from archspec.latency.machine import machine_info  # noqa: E402
 from archspec.latency.measure import clear_cache, runtime_version, time_graphs  # noqa: E402
 from archspec.latency.table import build_table, distinct_units, predict  # noqa: E402
 from archspec.latency.timing import MeasureSettings  # noqa: E402
-from archspec.latency.units import graph_digest  # noqa: E402
+from archspec.latency.units import graph_digest, units_of  # noqa: E402
 from archspec.lower import lower  # noqa: E402
 from archspec.variants.space import Space  # noqa: E402
 
@@ -85,19 +87,32 @@ def accuracy(measured: list[float], predicted: list[float]) -> dict[str, float]:
     }
 
 
-def bench(space_path: str, runtime: str, n: int, repeats: int, calibrate: int) -> dict:
-    """One space × runtime."""
+def bench(
+    space_path: str, runtime: str, n: int, repeats: int, calibrate: int, interleaved: bool
+) -> dict:
+    """One space × runtime. `interleaved`: each variant's not yet timed units, then the variant
+    whole, one variant after another (so that a drift of the machine's speed between two long
+    phases does not count as prediction error; the cost columns are then not meaningful)."""
     space = Space.load(space_path)
     settings = MeasureSettings(runtime, 1, repeats)
     graphs = sample_graphs(space, n)
     out: dict = {"space": space.name, "runtime": runtime_version(runtime), "variants": len(graphs)}
+    out["order"] = "interleaved" if interleaved else "phases"
 
     out["load_before"] = load()
+    clear_cache()
     began = time.perf_counter()
-    whole = time_graphs(graphs, settings)
+    if interleaved:
+        whole = []
+        for g in graphs:
+            time_graphs([u.graph for u in units_of(g, settings.split)], settings)
+            whole += time_graphs([g], settings)
+    else:
+        whole = time_graphs(graphs, settings)
     out["whole_s"] = time.perf_counter() - began
     out["load_mid"] = load()
-    clear_cache()  # the table measures its calibration variants itself
+    if not interleaved:
+        clear_cache()  # the table measures its calibration variants itself
     began = time.perf_counter()
     table = build_table(graphs, settings, space.name, calibrate=calibrate)
     out["table_s"] = time.perf_counter() - began
@@ -151,22 +166,22 @@ def render(results: list[dict]) -> str:
     """Markdown tables."""
     lines = [
         f"machine: {machine_info()['cpu']}, {machine_info()['cores']} cores; "
-        f"{results[0]['runtime'] if results else ''}",
+        f"order: {results[0]['order'] if results else ''}",
         "",
-        "| space | runtime | held out | units | factor | within ±10% | MAE ms | MAPE | bias | "
-        "worst | factor 1: within / bias | plain sum: within / bias | min-to-min: within / bias | "
+        "| space | runtime | held out | units | within ±10% | MAE ms | MAPE | bias | worst | "
+        "context factor: value, within / bias | plain sum: within / bias | "
+        "min-to-min: within / bias | "
         "median latency | noise (IQR/median) | load |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
-        a, f, p = r["accuracy"], r["accuracy_no_factor"], r["accuracy_plain_sum"]
+        a, f, p = r["accuracy_no_factor"], r["accuracy"], r["accuracy_plain_sum"]
         mn = r["accuracy_min"]
         lines.append(
             f"| {r['space']} | {r['runtime']} | {r['held_out']} | {r['units']} | "
-            f"{r['context_factor']} | "
             f"{100 * a['within_10pct']:.0f}% | {a['mae_ms']:.3f} | {a['mape_pct']:.1f}% | "
             f"{a['bias_pct']:+.1f}% | {a['worst_pct']:+.1f}% | "
-            f"{100 * f['within_10pct']:.0f}% / {f['bias_pct']:+.1f}% | "
+            f"{r['context_factor']}, {100 * f['within_10pct']:.0f}% / {f['bias_pct']:+.1f}% | "
             f"{100 * p['within_10pct']:.0f}% / {p['bias_pct']:+.1f}% | "
             f"{100 * mn['within_10pct']:.0f}% / {mn['bias_pct']:+.1f}% | "
             f"{r['median_latency_ms']:.3f} ms | {r['median_iqr_pct']:.1f}% | "
@@ -200,12 +215,15 @@ def main() -> int:
     ap.add_argument("--n", type=int, default=50)
     ap.add_argument("--repeats", type=int, default=20)
     ap.add_argument("--calibrate", type=int, default=5)
+    ap.add_argument("--interleaved", action="store_true")
     ap.add_argument("--json", metavar="FILE")
     args = ap.parse_args()
     results = []
     for space in args.spaces.split(","):
         for runtime in args.runtimes.split(","):
-            r = bench(str(ROOT / space), runtime, args.n, args.repeats, args.calibrate)
+            r = bench(
+                str(ROOT / space), runtime, args.n, args.repeats, args.calibrate, args.interleaved
+            )
             results.append(r)
             print(json.dumps(r), file=sys.stderr, flush=True)
     print(render(results))

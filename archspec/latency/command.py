@@ -25,7 +25,7 @@ from archspec.output import FileOutput, Progress, check_file_destination, write_
 from archspec.variants.model import SpaceDef
 from archspec.variants.sampling import grid_variants, sample_points, unique
 
-DEFAULT_CALIBRATE = 5
+DEFAULT_CALIBRATE = 0  # see benchmarks/bench_latency.py: a factor measured under load misleads
 
 
 def space_graphs(space: SpaceDef, n: int | None, seed: int | None) -> tuple[list[Graph], int]:

@@ -41,7 +41,14 @@ from archspec.graph import Graph
 from archspec.latency.machine import MACHINE_KEYS, machine_info
 from archspec.latency.measure import runtime_version, time_graphs, time_overhead
 from archspec.latency.timing import MAX_REPEATS, MAX_THREADS, RUNTIMES, MeasureSettings, Timing
-from archspec.latency.units import Unit, describe, digest_of, graph_digest, units_of
+from archspec.latency.units import (
+    Unit,
+    describe,
+    digest_of,
+    graph_digest,
+    signature,
+    units_of,
+)
 from archspec.yamlsrc import Node, read_yaml_file
 from archspec.yamlsrc import describe as described
 
@@ -166,7 +173,7 @@ def build_table(
             tuple(d["input_shape"]),
             tuple(d["output_shape"]),
             t,
-            _signature_of(u),
+            signature(u.graph),
         )
     table = LatencyTable(
         settings.runtime,
@@ -203,16 +210,6 @@ def context_factor(rows: Sequence[tuple[str, float, float]], overhead: float) ->
     return round(statistics.median(ratios), 4) if ratios else 1.0
 
 
-def _signature_of(unit: Unit) -> Mapping[str, Any]:
-    from archspec.latency.units import signature
-
-    return signature(unit.graph)
-
-
-def _timing_dict(t: Timing) -> dict[str, Any]:
-    return t.as_dict()
-
-
 def render_table(table: LatencyTable) -> str:
     """The table as JSON text, one entry per line (stable: same table, same text)."""
     head = {
@@ -227,7 +224,7 @@ def render_table(table: LatencyTable) -> str:
         "split": table.split,
         "row_tile": table.row_tile,
         "source": table.source,
-        "overhead": _timing_dict(table.overhead),
+        "overhead": table.overhead.as_dict(),
         "calibration": {
             "factor": table.factor,
             "variants": [
@@ -247,7 +244,7 @@ def render_table(table: LatencyTable) -> str:
             "what": e.what,
             "input_shape": list(e.input_shape),
             "output_shape": list(e.output_shape),
-            **_timing_dict(e.timing),
+            **e.timing.as_dict(),
             "graph": e.graph,
         }
         rows.append("  " + json.dumps(row))
@@ -357,7 +354,7 @@ def _shape(node: Node, field: str) -> tuple[int, int, int]:
     return (c, h, w)
 
 
-def _machine(node: Node, path: str) -> dict[str, Any]:
+def _machine(node: Node) -> dict[str, Any]:
     items = _mapping(node, "machine", MACHINE_KEYS, "the machine")
     cpu = _text(items["cpu"], "machine.cpu")
     cores = _int(items["cores"], "machine.cores", 1, 1 << 16)
@@ -417,7 +414,7 @@ def read_table(path: str) -> LatencyTable:
     return LatencyTable(
         runtime.value,
         _text(items["runtime_version"], "runtime_version"),
-        _machine(items["machine"], path),
+        _machine(items["machine"]),
         _int(items["threads"], "threads", 1, MAX_THREADS),
         _int(items["repeats"], "repeats", 1, MAX_REPEATS),
         _int(items["warmup"], "warmup", 0, MAX_REPEATS),
