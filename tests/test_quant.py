@@ -45,17 +45,10 @@ def _half_up(q: Fraction) -> int:
     return math.floor(q + Fraction(1, 2))
 
 
-def _half_away(q: Fraction) -> int:
-    return math.floor(q + Fraction(1, 2)) if q >= 0 else -math.floor(-q + Fraction(1, 2))
-
-
 def exact_mbqm(x: int, m: int, shift: int) -> int:
-    """The stated rounding, in exact rationals: saturate x·2^left, round a·m / 2^31 half up,
-    then divide by 2^right rounding half away from zero."""
-    a = min(max(x * 2 ** max(shift, 0), INT32_MIN), INT32_MAX)
-    high = _half_up(Fraction(a * m, 2**31))
-    high = min(high, INT32_MAX)
-    return _half_away(Fraction(high, 2 ** max(-shift, 0)))
+    """The stated rounding, in exact rationals: x · m / 2^(31 − shift) rounded once, half up,
+    saturated to int32."""
+    return min(max(_half_up(Fraction(x * m, 2 ** (31 - shift))), INT32_MIN), INT32_MAX)
 
 
 @pytest.mark.parametrize("real", EDGE_MULTIPLIERS)
@@ -90,16 +83,19 @@ def test_multiply_by_quantized_multiplier_matches_exact_rationals() -> None:
 
 
 def test_rounding_of_halves_is_as_stated() -> None:
-    # 0.25 = (2^30 / 2^31) · 2^-1: the high multiply halves rounding half up (1 -> 1,
-    # -1 -> 0, 3 -> 2, -3 -> -1, 5 -> 3, -5 -> -2), then the divide by 2 rounds half away from
-    # zero: TFLite's double rounding (1 · 0.25 gives 1)
+    # 0.25 = (2^30 / 2^31) · 2^-1: one rounding of x / 4, half up (2 -> 1, -2 -> 0, 6 -> 2,
+    # -6 -> -1); TFLite's double rounding would give 1 for 1 · 0.25, one rounding gives 0
     m, shift = quantize_multiplier(0.25)
     assert (m, shift) == (2**30, -1)
-    got = multiply_by_quantized_multiplier(np.array([1, -1, 3, -3, 5, -5]), m, shift)
-    assert got.tolist() == [1, 0, 1, -1, 2, -1]
-    m, shift = quantize_multiplier(0.5)  # shift 0: only the high multiply, half up
+    got = multiply_by_quantized_multiplier(np.array([1, -1, 2, -2, 6, -6, 3, -3]), m, shift)
+    assert got.tolist() == [0, 0, 1, 0, 2, -1, 1, -1]
+    m, shift = quantize_multiplier(0.5)
     got = multiply_by_quantized_multiplier(np.array([1, -1, 3, -3]), m, shift)
     assert got.tolist() == [1, 0, 2, -1]
+    # a left shift (multiplier above 1) saturates instead of wrapping
+    m, shift = quantize_multiplier(4.0)
+    got = multiply_by_quantized_multiplier(np.array([2**30, -(2**30), 5]), m, shift)
+    assert got.tolist() == [INT32_MAX, INT32_MIN, 20]
 
 
 def test_per_channel_broadcast() -> None:

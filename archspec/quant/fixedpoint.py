@@ -1,17 +1,19 @@
-"""TFLite's fixed-point requantization (gemmlowp's `SaturatingRoundingDoublingHighMul` and
-`RoundingDivideByPOT`, composed as TFLite's `MultiplyByQuantizedMultiplier`).
+"""Fixed-point requantization: TFLite's `MultiplyByQuantizedMultiplier` in its single-rounding
+form (`TFLITE_SINGLE_ROUNDING`, which CMSIS-NN also offers as `CMSIS_NN_USE_SINGLE_ROUNDING`).
 
-A real multiplier M > 0 is `m · 2^(shift − 31)` with the Q31 multiplier m in [2^30, 2^31).
-`multiply_by_quantized_multiplier(x, m, shift)` computes, on int32 x:
+A real multiplier M > 0 is `m · 2^(shift − 31)` with the Q31 multiplier m in [2^30, 2^31) and
+shift in [−31, 30]. `multiply_by_quantized_multiplier(x, m, shift)` computes, on int32 x,
 
-1. `x · 2^max(shift, 0)`, saturated to int32 (TFLite assumes it does not overflow; the C
-   target saturates the same way);
-2. the doubling high multiply: `(a · m + nudge) / 2^31` truncated toward zero, nudge = 2^30 for
-   a · m ≥ 0 and 1 − 2^30 otherwise, i.e. `a · m / 2^31` rounded half up (toward +∞); the one
-   overflowing case a = m = −2^31 saturates to 2^31 − 1 (m is never negative here);
-3. the rounding divide by `2^max(−shift, 0)`: rounded half away from zero.
+    (x · m + 2^(30 − shift)) >> (31 − shift)      (in int64, the shift arithmetic)
 
-The C target's helper (`templates/c/ops/requant.c.j2`) is the same three steps in int64.
+i.e. x · M rounded once, half up (toward +∞), saturated to int32. Why one rounding and not
+gemmlowp's two (a doubling high multiply rounded, then a rounding divide by a power of two):
+ONNX Runtime's int8 kernels requantize in float and round once. On MobileNetV2 1.0/224, each op
+of ONNX Runtime against the integer op on the same int8 inputs: 99.66 % of the values equal with
+two roundings, 99.9999 % with one (`archspec verify --quantize int8`, the rest one step apart);
+at the classifier, after 65 layers, 13 % equal (13 steps at most) against 48 % (6 at most).
+
+The C target's helper (`q_mbqm` in `templates/c/ops/int8.c.j2`) is the same expression.
 """
 
 from __future__ import annotations
@@ -45,38 +47,14 @@ def quantize_multiplier(real: float) -> tuple[int, int]:
     return q, shift
 
 
-def _round_half_up_shift31(prod: np.ndarray) -> np.ndarray:
-    """(prod + nudge) / 2^31 truncated toward zero, on int64 products that fit in 63 bits."""
-    nudge = np.where(prod >= 0, np.int64(1 << 30), np.int64(1 - (1 << 30)))
-    total = prod + nudge
-    # truncation toward zero of total / 2^31
-    q = np.abs(total) >> 31
-    return np.where(total < 0, -q, q)
-
-
-def rounding_divide_by_pot(x: np.ndarray, exponent: np.ndarray) -> np.ndarray:
-    """x / 2^exponent rounded half away from zero (gemmlowp's `RoundingDivideByPOT`), int64."""
-    x = np.asarray(x, dtype=np.int64)
-    exponent = np.asarray(exponent, dtype=np.int64)
-    mask = (np.int64(1) << exponent) - 1
-    remainder = x & mask
-    threshold = (mask >> 1) + (x < 0)
-    return (x >> exponent) + (remainder > threshold)
-
-
 def multiply_by_quantized_multiplier(
     acc: np.ndarray, multiplier: np.ndarray | int, shift: np.ndarray | int
 ) -> np.ndarray:
-    """TFLite's `MultiplyByQuantizedMultiplier` on int32 values (see the module docstring for
-    the rounding); `multiplier` and `shift` broadcast against `acc` (per-channel arrays along
-    the channel axis). Returns int32."""
+    """x · m · 2^(shift − 31) rounded once, half up, saturated to int32 (see the module
+    docstring); `multiplier` and `shift` broadcast against `acc` (per-channel arrays along the
+    channel axis). Returns int32."""
     x = np.asarray(acc, dtype=np.int64)
     m = np.asarray(multiplier, dtype=np.int64)
-    shift = np.asarray(shift, dtype=np.int64)
-    left = np.maximum(shift, 0)
-    right = np.maximum(-shift, 0)
-    a = np.clip(x << left, INT32_MIN, INT32_MAX)
-    high = _round_half_up_shift31(a * m)
-    high = np.where((a == INT32_MIN) & (m == INT32_MIN), INT32_MAX, high)
-    out = rounding_divide_by_pot(high, right)
-    return out.astype(np.int32)
+    total = 31 - np.asarray(shift, dtype=np.int64)
+    out = (x * m + (np.int64(1) << (total - 1))) >> total
+    return np.clip(out, INT32_MIN, INT32_MAX).astype(np.int32)
