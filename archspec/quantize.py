@@ -196,7 +196,8 @@ def add_quantize_arguments(p: argparse.ArgumentParser, command: str) -> None:
         default=None,
         help="int8 post-training quantization: "
         + (
-            "the onnx target writes a QDQ model and <name>.qparams.json beside it"
+            "the onnx target writes a QDQ model, the c target int8 kernels, each with "
+            "<name>.qparams.json beside it"
             if command == "build"
             else "verify the int8 network (ONNX Runtime layer by layer within 1 step of the "
             "integer ops, C int8 bit-identical to them; SQNR against float32)"

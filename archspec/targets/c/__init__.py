@@ -58,7 +58,7 @@ def render(
     `board` (archspec.boards), refuse a network that does not fit it and add the cross build's
     files (archspec.targets.c.board). `quantize="int8"`: the int8 build
     (archspec.targets.c.int8) with `qparams` (default: calibrated on the default seeded
-    inputs)."""
+    inputs), and the qparams file `<ident>.qparams.json` beside it."""
     from archspec.errors import SpecError
 
     for key in options:
@@ -74,9 +74,15 @@ def render(
     # The host build's renderer and its element type; a board build wraps whichever it is.
     def host(host_env: jinja2.Environment) -> dict[str, str | bytes]:
         if qparams is not None:
-            return render_int8(
+            from archspec.names import spec_identifier
+            from archspec.quant.qfile import qparams_filename, write_qparams
+
+            files = render_int8(
                 graph, weights, host_env, split=split, row_tile=row_tile, qparams=qparams
             )
+            # the activation parameters beside the build, as the onnx target writes them
+            files[qparams_filename(spec_identifier(graph.name))] = write_qparams(graph, qparams)
+            return files
         return render_files(graph, weights, host_env, split, row_tile)
 
     dtype = "float32" if quantize is None else "int8"
