@@ -134,16 +134,8 @@ def bench(
         for g, _ in held
     ]
     # fastest runs against fastest runs (factor 1): what the load on a shared machine leaves
-    ovh_min = table.overhead.min_ms
     fastest = [t.min_ms for _, t in held]
-    from_min = [
-        ovh_min
-        + sum(
-            max(0.0, table.entries[u].timing.min_ms - ovh_min)
-            for _, u, _ in predict(table, g).units
-        )
-        for g, _ in held
-    ]
+    from_min = [predict(table, g).min_ms for g, _ in held]
     out["accuracy_min"] = accuracy(fastest, from_min)
     out["accuracy"] = accuracy(measured, predicted)
     out["accuracy_no_factor"] = accuracy(measured, net)

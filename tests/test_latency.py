@@ -202,6 +202,9 @@ def test_prediction_is_the_sum_of_entries(ort_table_text) -> None:
         p = predict(table, g)
         assert p.missing == ()
         assert p.latency_ms == pytest.approx(expected, abs=2e-6)
+        low = table.overhead.min_ms
+        fastest = low + sum(max(0.0, e.timing.min_ms - low) for e in entries)
+        assert p.min_ms == pytest.approx(fastest, abs=2e-6)
         assert [uid for _, uid, _ in p.units] == [e.id for e in entries]
 
 
@@ -243,7 +246,7 @@ def test_missing_unit_is_reported_not_guessed(ort_table_text, tmp_path: Path) ->
     lacking = [predict(table, g) for g in graphs if gone["id"] in {u.digest for u in units_of(g)}]
     assert lacking
     for p in lacking:
-        assert p.latency_ms is None and gone["id"] in p.missing
+        assert p.latency_ms is None and p.min_ms is None and gone["id"] in p.missing
         assert [s for _, uid, s in p.units if uid == gone["id"]] == [None]
 
 

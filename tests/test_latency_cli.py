@@ -53,6 +53,7 @@ def test_table_then_predicted_sweep(folder: Path, capsys: pytest.CaptureFixture[
     assert len(rows) == 8
     for r in rows:
         assert r["latency_predicted"] is True and r["latency_ms"] > 0
+        assert 0 < r["latency_min_ms"] <= r["latency_ms"] * 1.5
         assert r["latency_runtime"] == data["runtime_version"]
         assert r["latency_machine"] == data["machine"] and r["latency_missing"] == []
     summary = json.loads((out_dir / "summary.json").read_text())

@@ -8,8 +8,9 @@ Metrics added to a manifest row: `latency_ms` (the median of the timed runs, or 
 `latency_predicted`, `latency_runtime` (runtime and version), `latency_machine` (CPU, cores,
 flags: this machine's when measured, the table's when predicted); measured rows add
 `latency_iqr_ms` and `latency_min_ms` (the spread: interquartile range and fastest run),
-`latency_threads` and `latency_repeats`; predicted rows add `latency_missing` (ids of units the
-table lacks; `latency_ms` is then null).
+`latency_threads` and `latency_repeats`; predicted rows add `latency_min_ms` (the same sum over
+the entries' fastest runs, to compare with a measured `latency_min_ms`) and `latency_missing`
+(ids of units the table lacks; both latencies are then null).
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ def latency_metrics(graph: Graph, request: LatencyRequest) -> dict[str, Any]:
     p = predict(request, graph)
     return {
         "latency_ms": p.latency_ms,
+        "latency_min_ms": p.min_ms,
         "latency_predicted": True,
         "latency_runtime": request.runtime_version,
         "latency_machine": dict(request.machine),

@@ -125,12 +125,15 @@ class LatencyTable:
 
 @dataclass(frozen=True)
 class Prediction:
-    """A predicted latency: the sum (None when a unit is missing), each unit's share, and the
-    ids of the units the table lacks."""
+    """A predicted latency: the sum of medians (None when a unit is missing), each unit's share,
+    the ids of the units the table lacks, and the same sum over the fastest runs (`min_ms`: the
+    entries' and the overhead's minima, no context factor), which a loaded machine disturbs
+    least."""
 
     latency_ms: float | None
     units: tuple[tuple[str, str, float | None], ...]  # (unit op name, id, ms net of overhead)
     missing: tuple[str, ...]
+    min_ms: float | None = None
 
 
 # -- building ---------------------------------------------------------------------------------
@@ -272,7 +275,11 @@ def predict(table: LatencyTable, graph: Graph) -> Prediction:
     if missing:
         return Prediction(None, tuple(shares), tuple(dict.fromkeys(missing)))
     net = math.fsum(s for _, _, s in shares if s is not None)
-    return Prediction(round(overhead + table.factor * net, 6), tuple(shares), ())
+    low = table.overhead.min_ms
+    fastest = low + math.fsum(
+        max(0.0, table.entries[uid].timing.min_ms - low) for _, uid, _ in shares
+    )
+    return Prediction(round(overhead + table.factor * net, 6), tuple(shares), (), round(fastest, 6))
 
 
 # -- reading and validation -------------------------------------------------------------------
