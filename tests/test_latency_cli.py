@@ -202,3 +202,17 @@ def predict_all(table, graphs) -> list[float]:
     from archspec.latency.table import predict
 
     return [predict(table, g).latency_ms for g in graphs]
+
+
+def test_table_timed_by_worker_processes(folder: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--jobs 2 sends one task per variant that brings new units to the engine's workers: the
+    same entries as in this process."""
+    one, two = folder / "one.json", folder / "two.json"
+    for path, jobs in ((one, "1"), (two, "2")):
+        code, _, err = run(
+            capsys, "latency-table", str(folder / "space.yaml"), "--measure", "ort",
+            "--repeats", "2", "--jobs", jobs, "-o", str(path),
+        )  # fmt: skip
+        assert code == 0, err
+    ids = [{e["id"] for e in json.loads(p.read_text())["entries"]} for p in (one, two)]
+    assert ids[0] == ids[1] and ids[0]

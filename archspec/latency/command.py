@@ -5,13 +5,14 @@ are defined in archspec/cli.py)."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from typing import TextIO
 
 from archspec.errors import Location, SpecError
 from archspec.graph import Graph
-from archspec.latency.measure import runtime_version
+from archspec.latency.measure import remember, runtime_version, time_graphs
 from archspec.latency.table import build_table, distinct_units, render_table
 from archspec.latency.timing import (
     DEFAULT_REPEATS,
@@ -19,11 +20,16 @@ from archspec.latency.timing import (
     MAX_THREADS,
     RUNTIMES,
     MeasureSettings,
+    Timing,
 )
+from archspec.latency.units import units_of
 from archspec.lower import lower
 from archspec.output import FileOutput, Progress, check_file_destination, write_outputs
-from archspec.variants.model import SpaceDef
-from archspec.variants.sampling import grid_variants, sample_points, unique
+from archspec.variants.engine import Engine
+from archspec.variants.model import Point, SpaceDef, SpaceSource
+from archspec.variants.parse import read_source
+from archspec.variants.sampling import grid_variants, resolve, sample_points, unique
+from archspec.variants.streaming import engine_from_args
 
 DEFAULT_CALIBRATE = 0  # see benchmarks/bench_latency.py: a factor measured under load misleads
 
@@ -31,17 +37,58 @@ DEFAULT_CALIBRATE = 0  # see benchmarks/bench_latency.py: a factor measured unde
 def space_graphs(space: SpaceDef, n: int | None, seed: int | None) -> tuple[list[Graph], int]:
     """The lowered graphs of a space's variants (every point of every grid, or a random sample
     of `n`), and how many were illegal."""
+    legal, illegal = _legal(space, n, seed)
+    return [g for _, g in legal], illegal
+
+
+def _legal(
+    space: SpaceDef, n: int | None, seed: int | None
+) -> tuple[list[tuple[Point, Graph]], int]:
     if n is None:
         variants = grid_variants(space)
     else:
         variants, _, _ = unique(space, sample_points(space, n, 0 if seed is None else seed))
-    graphs, illegal = [], 0
+    legal, illegal = [], 0
     for v in variants:
         try:
-            graphs.append(lower(v.spec))
+            legal.append((v.point, lower(v.spec)))
         except SpecError:
             illegal += 1
-    return graphs, illegal
+    return legal, illegal
+
+
+def time_variant_units(
+    item: tuple[SpaceSource, Point, tuple[str, ...], MeasureSettings],
+) -> list[tuple[str, Timing]]:
+    """Picklable task of an engine: read the space again, resolve and lower the variant at the
+    point, and time those of its units whose digests are listed."""
+    source, point, digests, settings = item
+    graph = lower(resolve(read_source(source), point).spec)
+    wanted = [u for u in units_of(graph, settings.split) if u.digest in set(digests)]
+    timings = time_graphs([u.graph for u in wanted], settings)
+    return [(u.digest, t) for u, t in zip(wanted, timings, strict=True)]
+
+
+def _time_on_engine(
+    engine: Engine, space: SpaceDef, legal: list[tuple[Point, Graph]], settings: MeasureSettings
+) -> None:
+    """Time every distinct unit on `engine` (one task per variant that brings new units) and
+    remember the timings, so that `build_table` finds them all."""
+    from archspec.variants.streaming import map_in_order
+
+    seen: set[str] = set()
+    items = []
+    for point, graph in legal:
+        new = tuple(
+            dict.fromkeys(u.digest for u in units_of(graph, settings.split) if u.digest not in seen)
+        )
+        seen.update(new)
+        if new:
+            items.append((space.source, point, new, settings))
+    for result in map_in_order(engine, time_variant_units, items, settings.threads, "variants"):
+        if isinstance(result, list):  # a task that kept failing is timed here by build_table
+            for digest, timing in result:
+                remember(digest, settings, timing)
 
 
 def settings_from_args(args: argparse.Namespace) -> MeasureSettings:
@@ -77,8 +124,12 @@ def run_latency_table(
     if args.n == 0:
         raise SpecError("found 0; expected at least one variant", Location("--n"))
     runtime_version(settings.runtime)  # no runtime or compiler: an error now, not after work
+    engine = engine_from_args(args, args.jobs or os.cpu_count() or 1)
     began = time.monotonic()
-    graphs, illegal = space_graphs(space, args.n, args.seed)
+    legal, illegal = _legal(space, args.n, args.seed)
+    graphs = [g for _, g in legal]
+    if getattr(args, "engine", "local") == "ray" or (args.jobs or os.cpu_count() or 1) > 1:
+        _time_on_engine(engine, space, legal, settings)
     units = distinct_units(graphs, settings.split)
     bar = Progress(len(units), "units")
 
@@ -212,6 +263,16 @@ def add_latency_table_parser(sub: argparse._SubParsersAction) -> None:
         help="measure K variants whole (evenly spread over the space) for the context factor "
         f"that scales the sum of units (0: none; default {DEFAULT_CALIBRATE})",
     )
+    p.add_argument(
+        "--jobs",
+        type=nonnegative_int,
+        default=1,
+        metavar="J",
+        help="time in J worker processes, never more than the cores (0: one per core; default 1)",
+    )
+    from archspec.variants.streaming import add_engine_arguments
+
+    add_engine_arguments(p)
     p.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
     p.set_defaults(handler=run_latency_table)
 

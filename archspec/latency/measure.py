@@ -56,6 +56,11 @@ def time_graphs(graphs: Sequence[Graph], settings: MeasureSettings) -> list[Timi
     return [_CACHE[(d, *settings.key())] for d in digests]
 
 
+def remember(digest: str, settings: MeasureSettings, timing: Timing) -> None:
+    """Record a timing made elsewhere (an engine's worker) for the graph of this digest."""
+    _CACHE[(digest, *settings.key())] = timing
+
+
 def time_graph(graph: Graph, settings: MeasureSettings) -> Timing:
     """The timing of one graph (cached)."""
     return time_graphs([graph], settings)[0]
