@@ -185,6 +185,9 @@ class Fitting:
     illegal: int
     fitting: int
     choices: dict[str, Any]
+    too_big_sram: int  # legal variants whose SRAM need exceeds the board's (base plan)
+    too_big_flash: int  # ... whose flash need does
+    max_sram: int  # the largest SRAM need of a legal variant (base plan)
 
     @property
     def madds(self) -> int:
@@ -236,7 +239,22 @@ def largest_fit(space: Space, board: Board, sample: int | None, seed: int) -> Fi
     outcome, s, r = chosen
     choices = dict(resolve(space, outcome.point).choices)
     illegal = len(outcomes) - len(legal)
-    return Fitting(outcome, board, s, r, how, len(outcomes), illegal, len(fits), choices)
+    sram = [o.metrics["sram_bytes"] for o in legal]
+    flash = [o.metrics["flash_bytes"] for o in legal]
+    return Fitting(
+        outcome,
+        board,
+        s,
+        r,
+        how,
+        len(outcomes),
+        illegal,
+        len(fits),
+        choices,
+        sum(v > board.sram.size for v in sram),
+        sum(v > board.flash.size for v in flash),
+        max(sram),
+    )
 
 
 def variant_graph(space: Space, fitting: Fitting) -> Graph:
@@ -783,7 +801,9 @@ def largest_fit_report(args: argparse.Namespace, space: Space) -> None:
         details.append(
             f"- {name}: {fitting.sampling}, {fitting.illegal:,} illegal, {fitting.fitting:,} of "
             f"{fitting.evaluated - fitting.illegal:,} fit at split {space.fused_split} "
-            f"({sweep_s:.0f} s on one core); `{fitting.outcome.id}`: "
+            f"({fitting.too_big_sram:,} need too much SRAM, {fitting.too_big_flash:,} too much "
+            f"flash; the largest SRAM need is {fitting.max_sram:,} B; {sweep_s:.0f} s on one "
+            f"core); `{fitting.outcome.id}`: "
             f"{short_choices(fitting.choices)}; weights {fit.weights_bytes:,} B + code estimate "
             f"{fit.code_bytes:,} B"
             + (
