@@ -8,12 +8,12 @@ full grid, or a seeded sample with `--sample N`):
 
 * **Memory**: the planner's int8 peak (Eq. 1, int32 sums of split blocks included) in op mode,
   fused at splits 1/2/4/n, and row-tiled (R = 1, 2, 4 at split 4 and n). Every fused plan that is
-  compiled (all of them by default; with `--quick` MNV2 1.0/224 split 4 and 0.35/144 split n
-  R = 1, plus the timing builds) is run and its measured arena high-water mark must equal the
-  planner's peak, else the run stops with both numbers. The same plans are also counted in the
-  convention of MCUNetV2 (input + output of each op, depthwise in place, KiB), and the peak
-  step of the smallest plan is broken into its parts: what stands between archspec and
-  MCUNetV2's 172 KiB.
+  compiled (all of them by default; with `--quick` MNV2 1.0/224 split 4, 0.35/144 split n
+  R = 1 and the F746 variant split 4, plus the timing builds) is run and its measured arena
+  high-water mark must equal the planner's peak, else the run stops with both numbers. The
+  same plans are also counted in the convention of MCUNetV2 (input + output of each op,
+  depthwise in place, KiB), and the peak step of the smallest plan is broken into its parts:
+  what stands between archspec and MCUNetV2's 172 KiB.
 * **Speed**: C int8 (the generated sources, gcc -O3, optionally -march=native, a timing harness
   written here) against ONNX Runtime on the QDQ model (`--target onnx --quantize int8`, its int8
   kernels), 1 thread, sequential execution; C float32 and ONNX Runtime float32 for context. All
@@ -29,8 +29,11 @@ int8 build fits (the space's split 4; row tiles 2 and 1 at split 4 and row tile 
 tried for anything larger), built for the board and run once on QEMU (`make qemu`, -icount):
 MAdds, SRAM and flash need against the board, instructions, MACs per instruction.
 
+`--quick`: a seeded sample of 500 points, 1 fresh input, split 4 only, -march=native only,
+1 round of 3 calls (about 1 to 2 minutes; the default run takes about 4, `--largest-fit` 2).
+
 Usage: python benchmarks/bench_int8.py [--quick] [--rounds 3] [--calls 10] [--fresh 4]
-       [--flags portable,native] [--sample N] [--largest-fit]
+       [--splits 1,4] [--flags portable,native] [--sample N] [--seed 0] [--largest-fit]
 """
 
 from __future__ import annotations
