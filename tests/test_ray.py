@@ -262,3 +262,43 @@ def test_an_address_nobody_listens_on_is_refused_at_once(tmp_path, space, capsys
     assert code == 2 and "Traceback" not in err
     assert f"--address: cannot join a Ray cluster at '127.0.0.1:{port}'" in err
     assert not out.exists() and time.monotonic() - began < 30
+
+
+# -- measured latency on Ray: the same rows and table entries as the local engine ---------------
+
+TIMING_FIELDS = ("latency_ms", "latency_iqr_ms", "latency_min_ms", "side_by_side")
+
+
+def _without_timings(rows: list[dict]) -> list[dict]:
+    return [{k: v for k, v in r.items() if k not in TIMING_FIELDS and k != "pareto"} for r in rows]
+
+
+def test_measured_sweep_on_ray_equals_local(ray_cluster, tmp_path, space, capsys):
+    rows = {}
+    for engine in ("local", "ray"):
+        out = tmp_path / engine
+        code, err = run(
+            capsys, str(space), "--measure", "ort", "--repeats", "2", "--engine", engine,
+            "-o", str(out),
+        )  # fmt: skip
+        assert code == 0, err
+        lines = (out / "manifest.jsonl").read_text().splitlines()
+        rows[engine] = [json.loads(line) for line in lines]
+    assert len(rows["ray"]) == 12
+    assert _without_timings(rows["ray"]) == _without_timings(rows["local"])
+    for r in rows["ray"]:
+        assert r["latency_ms"] > 0 and 1 <= r["side_by_side"] <= 2
+
+
+def test_latency_table_on_ray_has_the_local_entries(ray_cluster, tmp_path, space, capsys):
+    entries = {}
+    for engine in ("local", "ray"):
+        path = tmp_path / f"{engine}.json"
+        code = main(
+            ["latency-table", str(space), "--measure", "ort", "--repeats", "2"]
+            + ["--engine", engine, "-o", str(path)]
+        )
+        assert code == 0, capsys.readouterr().err
+        table = json.loads(path.read_text())
+        entries[engine] = {e["id"]: (e["kind"], e["what"], e["graph"]) for e in table["entries"]}
+    assert entries["ray"] == entries["local"] and entries["local"]
