@@ -152,3 +152,14 @@ def test_a_user_board_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     rows = [json.loads(line) for line in out.splitlines()]
     assert all(r["sram_bytes"] <= 64 * 1024 for r in rows)
     assert "do not fit tiny_m7" in err
+
+
+def test_an_n_that_covers_the_space_is_called_its_grid(capsys: pytest.CaptureFixture[str]) -> None:
+    space = Space.load(str(MCU))
+    from archspec.variants.sampling import plan
+
+    how, points = plan(space, space.size, 0)
+    assert how == f"grid of {space.size:,} points (--n {space.size:,} covers it)"
+    assert len(points) == space.size
+    how, points = plan(space, 10, 0)
+    assert how.startswith("random sample of 10 of") and len(points) == 10

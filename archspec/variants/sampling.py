@@ -164,4 +164,6 @@ def plan(space: SpaceDef, n: int | None = None, seed: int | None = None) -> tupl
             f"found {count:,}; at most {MAX_POINTS:,} variants per sweep", Location("--n")
         )
     points = sample_points(space, count, seed)
+    if len(points) == space.size:  # --n of at least the space's size: the whole grid, not drawn
+        return f"grid of {space.size:,} points (--n {count:,} covers it)", points
     return (f"random sample of {len(points):,} of {space.size:,} points (seed {seed})", points)
