@@ -258,9 +258,9 @@ def get_board(name: str, path: str | None = None) -> Board:
     """One board by name, or a SpecError listing the known ones."""
     boards = load_boards(path)
     if name not in boards:
-        shown = _shown(name) if _NAME.match(name) else "this name"
+        found = f"unknown board {name!r}" if _NAME.match(name) else "not a board name"
         raise SpecError(
-            f"unknown board {shown}; expected one of: {', '.join(sorted(boards))}",
+            f"{found}; expected one of: {', '.join(sorted(boards))}",
             None,
             "--board",
             f"add it to a boards file (--boards FILE or ${ENV_VAR}); see archspec/boards.yaml",
