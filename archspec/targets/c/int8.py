@@ -44,6 +44,7 @@ from archspec.quant.reference import add_multipliers, avgpool_multipliers, conv_
 from archspec.targets import fragment
 from archspec.targets.c.kernels import Kernel
 from archspec.targets.c.program import Program
+from archspec.targets.c.render import c_files, network_context
 from archspec.targets.c.weights import conv_layout
 from archspec.templating import c_float
 
@@ -374,11 +375,6 @@ def weight_arrays_int8(graph: Graph, qparams: QParams) -> list[dict[str, Any]]:
 # -- the files --------------------------------------------------------------------------------
 
 
-def _lines(values: list[int], per_line: int = 10) -> list[str]:
-    items = [str(v) for v in values]
-    return [", ".join(items[i : i + per_line]) + "," for i in range(0, len(items), per_line)]
-
-
 def _describe(env: jinja2.Environment, kind: str) -> Callable[[dict[str, Any]], str]:
     if kind in ("bottleneck", "stem_block", "shuffle_unit"):
         return lambda ctx: ctx["desc"]
@@ -425,7 +421,6 @@ def render_int8(
     for o in outs:
         tq = qparams.activations[o["node"]]
         o.update(scale=c_float(tq.scale), zero_point=tq.zero_point)
-    buffers = program["buffers"]
     rows = "" if row_tile is None else f", row tile {row_tile}"
     common = {
         "ident": ident,
@@ -446,32 +441,10 @@ def render_int8(
             f"(int32 accumulators of split blocks counted), {len(plan.order)} steps"
         ),
     }
-    network = env.get_template("c/network_int8.c.j2").render(
-        **common,
-        has_weights=bool(arrays),
-        split_option=("" if split == 1 else f" --split {split}")
-        + ("" if row_tile is None else f" --row-tile {row_tile}"),
-        optimal=plan.optimal,
-        lower_bound_bytes=plan.lower_bound_bytes,
-        arena_words=max(1, -(-plan.placement.arena_bytes // ARENA_ALIGNMENT)),
-        buffers=buffers,
-        max_enum=max(len(b["enum"]) for b in buffers),
-        buffer_offset_lines=_lines([b["offset"] for b in buffers]),
-        buffer_bytes_lines=_lines([b["floats"] for b in buffers]),
-        helper_text=helper_text,
-        block_text=block_text,
-        kernels=kernels,
-        fragments=fragments,
-        steps=program["steps"],
-        graph_inputs=program["graph_inputs"],
-        final_give=program["final_give"],
-    )
-    return {
-        f"{ident}.h": env.get_template("c/network_int8.h.j2").render(**common, weights=arrays),
-        f"{ident}.c": network,
-        f"{ident}_weights.c": env.get_template("c/weights_int8.c.j2").render(
-            **common, weights=arrays
-        ),
-        "run.c": env.get_template("c/run_int8.c.j2").render(**common),
-        "Makefile": env.get_template("c/Makefile.j2").render(**common),
+    network = {
+        **network_context(plan, program, split, row_tile, int8=True, arena_unit=ARENA_ALIGNMENT),
+        "helper_texts": [helper_text, *block_text],
+        "kernels": kernels,
+        "fragments": fragments,
     }
+    return c_files(env, common, network, arrays, int8=True)

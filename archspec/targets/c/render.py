@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import jinja2
 import numpy as np
@@ -19,7 +20,8 @@ from archspec.targets.c.program import FLOAT_BYTES, Program
 from archspec.targets.c.weights import array_lines, weight_arrays
 
 
-def _number_lines(values: list[int], per_line: int = 10) -> list[str]:
+def number_lines(values: list[int], per_line: int = 10) -> list[str]:
+    """`values` as C initializer lines of `per_line` numbers, each ending with a comma."""
     items = [str(v) for v in values]
     return [", ".join(items[i : i + per_line]) + "," for i in range(0, len(items), per_line)]
 
@@ -61,6 +63,65 @@ def _fragment_path(kind: str) -> str:
     return fragment("c", kind)
 
 
+def network_context(
+    plan: MemoryPlan,
+    program: Mapping[str, Any],
+    split: Split,
+    row_tile: int | None,
+    *,
+    int8: bool,
+    arena_unit: int,
+) -> dict[str, Any]:
+    """The network.c context both the float and the int8 builds share: the plan's summary, the
+    buffers' offsets and sizes, the steps, and the spellings the element type decides (the
+    arena's unit `arena_unit` in bytes, the size array, the kernel macro, the weight batch)."""
+    buffers = program["buffers"]
+    return {
+        "split_option": ("" if split == 1 else f" --split {split}")
+        + ("" if row_tile is None else f" --row-tile {row_tile}"),
+        "optimal": plan.optimal,
+        "lower_bound_bytes": plan.lower_bound_bytes,
+        "arena_units": max(1, -(-plan.placement.arena_bytes // arena_unit)),
+        "buffers": buffers,
+        "max_enum": max(len(b["enum"]) for b in buffers),
+        "buffer_offset_lines": number_lines([b["offset"] for b in buffers]),
+        # the program's sizes are in the plan's element units: bytes at int8
+        "buffer_size_lines": number_lines([b["floats"] for b in buffers]),
+        "size_array": "buffer_bytes" if int8 else "buffer_floats",
+        "size_scale": "" if int8 else " * sizeof(float)",
+        "kernel_macro": "kernel_int8" if int8 else "kernel",
+        # weight, bias (float) or weight, bias, multiplier, shift (int8) per call line
+        "weight_batch": 4 if int8 else 2,
+        "steps": program["steps"],
+        "graph_inputs": program["graph_inputs"],
+        "final_give": program["final_give"],
+        "uses_math": any(s["post"] for s in program["steps"]),
+    }
+
+
+def c_files(
+    env: jinja2.Environment,
+    common: Mapping[str, Any],
+    network: Mapping[str, Any],
+    weights: list[dict[str, Any]],
+    *,
+    int8: bool,
+) -> dict[str, str | bytes]:
+    """The five files of a C build from the context every file shares (`common`), network.c's
+    own (`network`) and the weight arrays; `int8` picks the element type's spellings."""
+    ident = common["ident"]
+    ctx = {**common, "int8": int8, "elem": "int8_t" if int8 else "float"}
+    return {
+        f"{ident}.h": env.get_template("c/network.h.j2").render(**ctx, weights=weights),
+        f"{ident}.c": env.get_template("c/network.c.j2").render(
+            **ctx, **network, has_weights=bool(weights)
+        ),
+        f"{ident}_weights.c": env.get_template("c/weights.c.j2").render(**ctx, weights=weights),
+        "run.c": env.get_template("c/run_int8.c.j2" if int8 else "c/run.c.j2").render(**ctx),
+        "Makefile": env.get_template("c/Makefile.j2").render(**ctx),
+    }
+
+
 def render_files(
     graph: Graph,
     weights: Mapping[str, np.ndarray],
@@ -93,7 +154,6 @@ def render_files(
         else f"{o['node']} {o['C']}x{graph.node(o['node']).shape.h}x{graph.node(o['node']).shape.w}"
         for o in outs
     )
-    buffers = program["buffers"]
     common = {
         "ident": ident,
         "IDENT": ident.upper(),
@@ -108,45 +168,23 @@ def render_files(
         "arena_bytes": plan.placement.arena_bytes,
         "peak_bytes": plan.peak_bytes,
         "plan_desc": _plan_desc(plan, split),
+        "outputs": outs,
     }
     weights_ctx = [
         {
             "field": a.field,
             "symbol": a.symbol,
             "comment": a.comment,
+            "ctype": "float",
             "size": a.values.size,
             "lines": array_lines(a.values),
         }
         for a in arrays
     ]
-    network = env.get_template("c/network.c.j2").render(
-        **common,
-        has_weights=bool(arrays),
-        split_option=("" if split == 1 else f" --split {split}")
-        + ("" if row_tile is None else f" --row-tile {row_tile}"),
-        optimal=plan.optimal,
-        lower_bound_bytes=plan.lower_bound_bytes,
-        arena_floats=max(1, plan.placement.arena_bytes // FLOAT_BYTES),
-        buffers=buffers,
-        max_enum=max(len(b["enum"]) for b in buffers),
-        buffer_offset_lines=_number_lines([b["offset"] for b in buffers]),
-        buffer_floats_lines=_number_lines([b["floats"] for b in buffers]),
-        helpers=helpers,
-        helper_text=helper_text,
-        kernels=kernels,
-        fragments=fragments,
-        steps=program["steps"],
-        graph_inputs=program["graph_inputs"],
-        outputs=outs,
-        final_give=program["final_give"],
-        uses_math=any(s["post"] for s in program["steps"]),
-    )
-    return {
-        f"{ident}.h": env.get_template("c/network.h.j2").render(**common, weights=weights_ctx),
-        f"{ident}.c": network,
-        f"{ident}_weights.c": env.get_template("c/weights.c.j2").render(
-            **common, weights=weights_ctx
-        ),
-        "run.c": env.get_template("c/run.c.j2").render(**common),
-        "Makefile": env.get_template("c/Makefile.j2").render(**common),
+    network = {
+        **network_context(plan, program, split, row_tile, int8=False, arena_unit=FLOAT_BYTES),
+        "helper_texts": [helper_text[name] for name in helpers],
+        "kernels": kernels,
+        "fragments": fragments,
     }
+    return c_files(env, common, network, weights_ctx, int8=False)
