@@ -110,14 +110,20 @@ def c_files(
     """The five files of a C build from the context every file shares (`common`), network.c's
     own (`network`) and the weight arrays; `int8` picks the element type's spellings."""
     ident = common["ident"]
-    ctx = {**common, "int8": int8, "elem": "int8_t" if int8 else "float"}
+    ctx = {
+        **common,
+        "int8": int8,
+        "elem": "int8_t" if int8 else "float",
+        "elem_size": "1" if int8 else "sizeof(float)",
+        "ext": "i8" if int8 else "f32",
+    }
     return {
         f"{ident}.h": env.get_template("c/network.h.j2").render(**ctx, weights=weights),
         f"{ident}.c": env.get_template("c/network.c.j2").render(
             **ctx, **network, has_weights=bool(weights)
         ),
         f"{ident}_weights.c": env.get_template("c/weights.c.j2").render(**ctx, weights=weights),
-        "run.c": env.get_template("c/run_int8.c.j2" if int8 else "c/run.c.j2").render(**ctx),
+        "run.c": env.get_template("c/run.c.j2").render(**ctx),
         "Makefile": env.get_template("c/Makefile.j2").render(**ctx),
     }
 
